@@ -1,0 +1,110 @@
+"""``python -m convert MODEL``: a Caffe model in, a PyTorch file that loads in one line out.
+
+Bad input ends with one line on stderr naming the file (and layer), exit status 1, and no output
+file: the output is written to a temporary name and renamed only once it is complete.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import threading
+import time
+from pathlib import Path
+
+from convert.checkpoint import save_checkpoint
+from convert.errors import CaffeFormatError
+from convert.net import CaffeNet
+from convert.reader import read_net
+
+
+def default_output(model: Path) -> Path:
+    """``x.caffemodel`` / ``x.caffemodel.h5`` / ``x.prototxt`` -> ``x.pth`` beside it."""
+    name = model.name
+    for suffix in (".h5", ".caffemodel", ".prototxt", ".binaryproto"):
+        name = name.removesuffix(suffix)
+    return model.with_name(name + ".pth")
+
+
+class _Sha256:
+    """Hash a file on a background thread while the main thread parses it (hashlib drops the GIL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.digest = ""
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+        self.digest = h.hexdigest()
+
+    def result(self) -> str:
+        self._thread.join()
+        return self.digest
+
+
+def check_supported(net: CaffeNet, path: str) -> None:
+    """Fail before writing anything if a layer type has no PyTorch counterpart."""
+    from convert.layers import LAYER_BUILDERS
+
+    for layer in net.layers:
+        if layer.type not in LAYER_BUILDERS:
+            supported = ", ".join(sorted(LAYER_BUILDERS))
+            raise CaffeFormatError(f"unknown layer type '{layer.type}' (supported: {supported})",
+                                   path=path, layer=layer.name)
+
+
+def recognize(net: CaffeNet) -> dict | None:
+    from convert.architectures import recognize as recognize_architecture
+
+    return recognize_architecture(net)
+
+
+def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool) -> tuple[CaffeNet, dict | None]:
+    source_path = model if model is not None else prototxt
+    if out.exists() and not force:
+        raise CaffeFormatError("output exists; pass --force to overwrite it", path=str(out))
+    hasher = _Sha256(source_path) if source_path.is_file() else None
+    net = read_net(model, prototxt)
+    check_supported(net, str(source_path))
+    architecture = recognize(net)
+    source = {"file": source_path.name, "sha256": hasher.result() if hasher else ""}
+    if prototxt is not None and model is not None:
+        source["prototxt"] = prototxt.name
+    save_checkpoint(net, out, architecture=architecture, source=source, overwrite=force)
+    return net, architecture
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", type=Path, help=".caffemodel (binary) or .caffemodel.h5 (HDF5)")
+    parser.add_argument("--prototxt", type=Path, help="text net definition; required for HDF5 weights")
+    parser.add_argument("-o", "--output", type=Path, help="output .pth (default: MODEL with .pth, beside it)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    args = parser.parse_args(argv)
+    if args.model is None and args.prototxt is None:
+        parser.error("give MODEL, --prototxt, or both")
+    start = time.perf_counter()
+    out = args.output or default_output(args.model or args.prototxt)
+    try:
+        net, architecture = convert_file(args.model, args.prototxt, out, args.force)
+    except CaffeFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    arch = "unrecognized (runs through convert.load)"
+    if architecture:
+        kwargs = ", ".join(f"{k}={v}" for k, v in architecture.get("kwargs", {}).items())
+        arch = f"{architecture['name']}({kwargs})"
+    print(f"{args.model or args.prototxt} -> {out}")
+    print(f"net {net.name}: {arch}; {len(net.layers)} layers, {net.num_parameters():,} parameters; "
+          f"inputs {', '.join(net.inputs) or '-'}")
+    if net.dropped:
+        print(f"left out for inference: {', '.join(net.dropped)}")
+    print(f"done in {time.perf_counter() - start:.2f} s")
+    return 0
