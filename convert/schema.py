@@ -136,7 +136,9 @@ MESSAGES: dict[str, list[tuple]] = {
         ("input_param", 143, "InputParameter", "opt", None),
         ("crop_param", 144, "CropParameter", "opt", None),
     ],
+    "V0LayerParameter": [],  # pre-2014 nets; only its presence matters (we refuse them by name)
     "V1LayerParameter": [
+        ("layer", 1, "V0LayerParameter", "opt", None),
         ("bottom", 2, "string", "rep", None), ("top", 3, "string", "rep", None),
         ("name", 4, "string", "opt", None), ("type", 5, "V1LayerParameter.LayerType", "opt", None),
         ("blobs", 6, "BlobProto", "rep", None), ("blobs_lr", 7, "float", "rep", None),

@@ -1,0 +1,269 @@
+"""Regenerate tests/fixtures/<case>/ with real Caffe (run under tools/caffe/python3).
+
+    tools/caffe/python3 tools/caffe/make_fixtures.py [--only NAME ...] [--out DIR]
+
+For each case (nets.py, micro_nets.py): write net.prototxt, fill the weights (seeded by the case
+name, so reruns give the same files), let Caffe save net.caffemodel (and net.caffemodel.h5 or the
+V1 files where asked), reload the files from disk into a fresh Caffe net, forward random inputs and
+store every blob in reference.h5. Optional formats are checked against the reference before they
+are kept: Caffe must load them and give the same blobs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import caffe  # noqa: E402
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+from caffe.proto import caffe_pb2  # noqa: E402
+
+import micro_nets  # noqa: E402
+import nets  # noqa: E402
+from legacy_v1 import V1Net  # noqa: E402
+from oracle import CAFFE_COMMIT, CAFFE_SOURCE, forward, write_arrays  # noqa: E402
+
+GENERATOR_VERSION = "1"
+# What this generator writes into a case folder; other files there (e.g. dump_params.py's
+# params.h5) are left alone.
+OWN_FILES = ("net.prototxt", "net.caffemodel", "net.caffemodel.h5", "v1.prototxt", "v1.caffemodel",
+             "reference.h5", "case.json", "params.json", "params-v1.json")
+# Uncropped upsampling outputs are the largest blobs and their compared part reappears in the Crop
+# top, so above this size a blob consumed only by Crop layers is left out of reference.h5.
+CROP_ONLY_OMIT_ABOVE = 100_000
+FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures"))
+
+
+def all_cases() -> list[nets.Case]:
+    return [make() for make in nets.ZOO] + micro_nets.all_cases()
+
+
+def seed_of(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def is_frozen_deconv(layer: caffe_pb2.LayerParameter) -> bool:
+    """Fixed upsampling in the FCN nets: Deconvolution with lr_mult 0 (bilinear, surgery.interp)."""
+    return layer.type == "Deconvolution" and len(layer.param) > 0 and layer.param[0].lr_mult == 0
+
+
+def fill_weights(net, case: nets.Case, rng: np.random.RandomState) -> None:
+    protos = {layer.name: layer for layer in case.net.layer}
+    for name, layer in zip(net._layer_names, net.layers):
+        if len(layer.blobs) == 0:
+            continue
+        proto = protos[name]
+        shapes = [tuple(b.data.shape) for b in layer.blobs]
+        if name in case.init:
+            arrays = case.init[name](shapes, rng)
+        elif is_frozen_deconv(proto):
+            arrays = nets.bilinear_diagonal(shapes, rng)
+        else:
+            arrays = nets.random_init(proto.type, shapes, proto, rng)
+        for blob, array in zip(layer.blobs, arrays):
+            assert blob.data.shape == array.shape, (name, blob.data.shape, array.shape)
+            blob.data[...] = array
+
+
+def make_inputs(case: nets.Case, rng: np.random.RandomState) -> dict[str, np.ndarray]:
+    inputs = {}
+    for layer in case.net.layer:
+        if layer.type == "Input":
+            for top, shape in zip(layer.top, layer.input_param.shape):
+                scale = case.input_scale.get(top, 1.0)
+                inputs[top] = (rng.standard_normal(tuple(shape.dim)) * scale).astype(np.float32)
+    return inputs
+
+
+def declared(case: nets.Case) -> set[str]:
+    return {top for layer in case.net.layer for top in layer.top}
+
+
+def same_blobs(name: str, ref: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> None:
+    """Raise unless Caffe produced bit-identical blobs from an alternative file format."""
+    assert ref.keys() == other.keys(), (name, sorted(set(ref) ^ set(other)))
+    for blob in ref:
+        if not np.array_equal(ref[blob], other[blob]):
+            diff = np.abs(ref[blob] - other[blob]).max()
+            raise AssertionError(f"{name}: blob {blob} differs by {diff}")
+
+
+def check_reference(case: nets.Case, blobs: dict[str, np.ndarray], outputs: list[str]) -> None:
+    missing = declared(case) - set(blobs)
+    assert not missing, (case.name, missing)
+    for blob, array in blobs.items():
+        assert np.isfinite(array).all(), (case.name, blob, "non-finite")
+    for out in outputs:
+        assert np.abs(blobs[out]).max() > 0, (case.name, out, "all zero")
+        assert np.ptp(blobs[out]) > 0, (case.name, out, "constant")
+
+
+def check_legacy_cvpr(path: str, weights: dict[str, list[np.ndarray]], prototxt: str) -> None:
+    """The hand-spliced CROP layers must parse back, and BVLC Caffe must refuse the V1 files."""
+    parsed = caffe_pb2.NetParameter()
+    with open(path, "rb") as f:
+        parsed.ParseFromString(f.read())
+    crops = 0
+    for layer in parsed.layers:
+        if layer.name == "crop":
+            crops += 1
+            assert not layer.HasField("type")  # 40 is unknown to master's enum: kept as unknown field
+        got = [np.array(b.data, np.float32) for b in layer.blobs]
+        want = [w.ravel() for w in weights.get(layer.name, [])]
+        assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), layer.name
+    assert crops == 3, crops
+    probe = "import caffe, sys; caffe.Net(sys.argv[1], caffe.TEST)"
+    run = subprocess.run([sys.executable, "-c", probe, prototxt], capture_output=True, text=True)
+    assert run.returncode != 0, "BVLC Caffe unexpectedly loaded the CVPR V1 prototxt"
+
+
+def h5_arrays(path: str) -> dict[str, np.ndarray]:
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def keep_if_same(path: str, old: bytes | None) -> None:
+    """Caffe's HDF5 writer stamps creation times; keep the old file when the data are unchanged
+    so that a rerun leaves every fixture byte-identical."""
+    if old is None:
+        return
+    tmp = path + ".old"
+    with open(tmp, "wb") as f:
+        f.write(old)
+    before, after = h5_arrays(tmp), h5_arrays(path)
+    same = before.keys() == after.keys() and all(
+        before[k].dtype == after[k].dtype and np.array_equal(before[k], after[k]) for k in before)
+    if same:
+        os.replace(tmp, path)
+    else:
+        os.remove(tmp)
+
+
+def crop_only_blobs(case: nets.Case) -> set[str]:
+    """Blobs whose every consumer is a Crop that crops them (bottom 0)."""
+    consumers: dict[str, list[tuple[str, int]]] = {}
+    for layer in case.net.layer:
+        for i, bottom in enumerate(layer.bottom):
+            consumers.setdefault(bottom, []).append((layer.type, i))
+    return {blob for blob, uses in consumers.items() if all(t == "Crop" and i == 0 for t, i in uses)}
+
+
+def params_digest(params) -> dict:
+    """Shape and sha256 of every weight blob as Caffe holds it after loading: the readers' reference."""
+    return {name: [{"shape": list(b.data.shape),
+                    "sha256": hashlib.sha256(np.ascontiguousarray(b.data, np.float32).tobytes()).hexdigest()}
+                   for b in blobs]
+            for name, blobs in params.items()}
+
+
+def write_json(path: str, data: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+
+
+def generate(case: nets.Case, root: str) -> dict:
+    out = os.path.join(root, case.name)
+    old_h5 = os.path.join(out, "net.caffemodel.h5")
+    old_h5 = open(old_h5, "rb").read() if os.path.exists(old_h5) else None
+    for name in OWN_FILES:
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+    path = lambda f: os.path.join(out, f)  # noqa: E731
+    with open(path("net.prototxt"), "w") as f:
+        f.write(str(case.net))
+
+    seed = seed_of(case.name)
+    builder = caffe.Net(path("net.prototxt"), caffe.TEST)
+    fill_weights(builder, case, np.random.RandomState(seed))
+    builder.save(path("net.caffemodel"))
+    if case.hdf5:
+        builder.save_hdf5(path("net.caffemodel.h5"))
+        keep_if_same(path("net.caffemodel.h5"), old_h5)
+    del builder
+
+    # The reference comes from a fresh net that read the saved files back, like a user's would.
+    net = caffe.Net(path("net.prototxt"), caffe.TEST, weights=path("net.caffemodel"))
+    inputs = make_inputs(case, np.random.RandomState(seed + 1))
+    keep = declared(case)
+    blobs = forward(net, inputs, keep)
+    outputs = list(net.outputs)
+    check_reference(case, blobs, outputs)
+    weights = {name: [np.array(b.data, np.float32) for b in params] for name, params in net.params.items()}
+    write_json(path("params.json"), params_digest(net.params))
+    del net
+
+    if case.hdf5:
+        h5net = caffe.Net(path("net.prototxt"), caffe.TEST, weights=path("net.caffemodel.h5"))
+        same_blobs(case.name + " (hdf5)", blobs, forward(h5net, inputs, keep))
+        del h5net
+    if case.v1:
+        v1 = V1Net(case.net, weights, allow_future=case.legacy_cvpr)
+        with open(path("v1.prototxt"), "w") as f:
+            f.write(v1.prototxt())
+        with open(path("v1.caffemodel"), "wb") as f:
+            f.write(v1.caffemodel())
+        if case.legacy_cvpr:
+            check_legacy_cvpr(path("v1.caffemodel"), weights, path("v1.prototxt"))
+        else:
+            v1net = caffe.Net(path("v1.prototxt"), caffe.TEST, weights=path("v1.caffemodel"))
+            same_blobs(case.name + " (v1)", blobs, forward(v1net, inputs, keep))
+            write_json(path("params-v1.json"), params_digest(v1net.params))
+            del v1net
+
+    with h5py.File(path("reference.h5"), "w") as f:
+        f.attrs["caffe_commit"] = CAFFE_COMMIT
+        f.attrs["caffe_source"] = CAFFE_SOURCE
+        f.attrs["generator"] = f"tools/caffe/make_fixtures.py v{GENERATOR_VERSION}"
+        f.attrs["seed"] = seed
+        write_arrays(f.create_group("inputs"), inputs, compress=True)
+        omitted = sorted(b for b in crop_only_blobs(case) if b in blobs and blobs[b].size > CROP_ONLY_OMIT_ABOVE)
+        f.attrs["omitted_crop_only_blobs"] = ",".join(omitted)
+        write_arrays(f.create_group("blobs"), {k: v for k, v in blobs.items() if k not in omitted}, compress=True)
+    meta = {"inputs": list(inputs), "outputs": outputs, "architecture": case.architecture,
+            "crop_offsets": case.crop_offsets, "notes": case.notes}
+    with open(path("case.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="case names to regenerate (default: all)")
+    parser.add_argument("--out", default=FIXTURES)
+    args = parser.parse_args(argv)
+    caffe.set_mode_cpu()
+    cases = all_cases()
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "duplicate case names"
+    if args.only:
+        unknown = set(args.only) - set(names)
+        if unknown:
+            parser.error(f"unknown cases: {sorted(unknown)}")
+        cases = [c for c in cases if c.name in args.only]
+    else:  # a full run also drops fixtures of cases that no longer exist
+        for entry in os.listdir(args.out) if os.path.isdir(args.out) else []:
+            if entry not in names and os.path.exists(os.path.join(args.out, entry, "case.json")):
+                shutil.rmtree(os.path.join(args.out, entry))
+    for case in cases:
+        meta = generate(case, args.out)
+        print(f"{case.name}: outputs {meta['outputs']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Run real Caffe on given inputs and read/write the blobs as HDF5 (tools/caffe/python3 only).
+
+Shared by the fixture generator and the live-oracle CLI so both record blobs the same way:
+every blob that the prototxt names (inputs and layer tops), in Caffe's order, with in-place
+blobs holding their final value. The Split blobs that Caffe inserts by itself when one blob
+feeds several layers are not part of the net as written and are left out.
+"""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
+
+CAFFE_COMMIT = "9b89154"
+CAFFE_SOURCE = "brocolli-caffe 9.0.2 sdist (BVLC/caffe master 9b89154 plus fork patches), CPU"
+
+
+def declared_blobs(prototxt: str) -> set[str]:
+    """Blob names written in a prototxt: inputs and the tops of `layer` and V1 `layers`."""
+    net = caffe_pb2.NetParameter()
+    with open(prototxt) as f:
+        text_format.Merge(f.read(), net)
+    names = set(net.input)
+    for layer in list(net.layer) + list(net.layers):
+        names.update(layer.top)
+    return names
+
+
+def forward(net, inputs: dict[str, np.ndarray], keep: set[str]) -> dict[str, np.ndarray]:
+    """Reshape the input blobs to the given arrays, run Caffe forward, copy the kept blobs."""
+    for name, array in inputs.items():
+        net.blobs[name].reshape(*array.shape)
+        net.blobs[name].data[...] = array
+    net.forward()
+    return {name: np.array(blob.data, dtype=np.float32, copy=True)
+            for name, blob in net.blobs.items() if name in keep}
+
+
+def write_arrays(group: h5py.Group, arrays: dict[str, np.ndarray], compress: bool) -> None:
+    for name, array in arrays.items():
+        small = array.ndim == 0 or array.size < 64
+        opts = {} if small or not compress else dict(compression="gzip", compression_opts=9, shuffle=True)
+        group.create_dataset(name, data=np.asarray(array, np.float32), **opts)
+
+
+def read_inputs(path: str) -> dict[str, np.ndarray]:
+    """Arrays under `inputs/` if that group exists, else every top-level dataset."""
+    with h5py.File(path, "r") as f:
+        group = f["inputs"] if "inputs" in f else f
+        return {k: np.asarray(v, np.float32) for k, v in group.items() if isinstance(v, h5py.Dataset)}
