@@ -1,0 +1,80 @@
+"""voc.evaluate throughput (images/s) on a synthetic VOC folder, split into model time and the rest.
+
+Run: python benchmarks/evaluate_speed.py [--images 8] [--tuned]
+Model: full-width FCN-8s with random weights (benchmarks/out/fcn8s-full.*), VOC-like image sizes
+(500x375 and 375x500). "model" is the time inside the model's forward; "rest" is everything else
+voc.evaluate does (JPEG/PNG decoding, Caffe preprocessing, argmax, confusion matrix).
+--tuned also runs the variant with channels_last input + GEMM fc6/1x1 + Winograd (forward.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from forward import GEMM_LAYERS, WINOGRAD_LAYERS, ensure_model  # noqa: E402
+from gemm_conv import use_gemm  # noqa: E402
+from winograd_swap import use_winograd  # noqa: E402
+
+
+class Timed(nn.Module):
+    """Wraps a model and adds up the wall time spent in its forward."""
+
+    def __init__(self, inner: nn.Module, channels_last: bool = False) -> None:
+        super().__init__()
+        self.inner = inner
+        self.channels_last = channels_last
+        self.seconds = 0.0
+
+    def forward(self, x: torch.Tensor):
+        t0 = time.perf_counter()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.inner(x)
+        out = {k: v.contiguous() for k, v in out.items()} if isinstance(out, dict) else out.contiguous()
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--tuned", action="store_true")
+    args = ap.parse_args()
+    from convert.runtime import load_caffe
+    from voc.datasets import VOCSegmentation
+    from voc.evaluate import evaluate
+    from voc.synthetic import make_voc_folder
+
+    proto, model = ensure_model(500)
+    variants = {"runtime (as is)": Timed(load_caffe(model, proto))}
+    if args.tuned:
+        net = load_caffe(model, proto)
+        use_gemm(net, GEMM_LAYERS)
+        use_winograd(net, WINOGRAD_LAYERS)
+        variants["tuned (c_last + GEMM + Winograd)"] = Timed(net, channels_last=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        make_voc_folder(tmp, num_images=args.images, sizes=((500, 375), (375, 500)))
+        data = VOCSegmentation(tmp, "val")
+        evaluate(variants["runtime (as is)"], [data[0]])  # warm-up
+        for name, m in variants.items():
+            m.seconds = 0.0
+            res = evaluate(m, data)
+            rest = res.seconds - m.seconds
+            print(f"{name:34} {res.num_images} images in {res.seconds:6.2f} s"
+                  f" = {res.num_images / res.seconds:5.2f} img/s;"
+                  f" model {m.seconds:6.2f} s ({100 * m.seconds / res.seconds:4.1f}%), rest {rest:5.2f} s"
+                  f" ({1000 * rest / res.num_images:.0f} ms/image)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Winograd minimal-filtering convolution F(m x m, 3 x 3) for stride-1 3x3 convolutions, in torch ops.
+
+Why: on a small CPU, FCN's VGG16 trunk is bound by multiply count, and direct convolution (mkldnn,
+Caffe's im2col+GEMM) cannot beat the GEMM roofline. F(4x4, 3x3) does 36 multiplications per 4x4
+output tile and channel pair instead of 144, so it turns one big convolution into 36 smaller GEMMs
+(one per transform position, ``torch.bmm``) framed by two cheap linear transforms, which we also
+run as GEMMs with small Kronecker matrices. Tiles are processed in chunks of tile rows so the
+transformed tensors stay in cache. Reference: Lavin & Gray, "Fast Algorithms for Convolutional
+Neural Networks" (2015); the transform matrices are built here by the Cook-Toom construction.
+
+Only stride 1, dilation 1, group 1, 3x3 kernels; callers keep ``F.conv2d`` for everything else.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "winograd_matrices",
+    "transform_weight",
+    "winograd_conv3x3",
+    "TransformCache",
+    "WinogradConv2d",
+    "supports",
+]
+
+# Interpolation points per output tile size m (the point at infinity is implicit). For F(4,3) the
+# pair (1/2, -2) instead of Lavin's (2, -2) measured 2-3x lower fp32 error (benchmarks/README.md).
+_POINTS: dict[int, tuple[float, ...]] = {
+    2: (0.0, 1.0, -1.0),
+    4: (0.0, 1.0, -1.0, 0.5, -2.0),
+    6: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5),
+}
+_TILE_BYTES = 10 << 20  # one chunk's transformed input: measured best for conv4/conv5 (README)
+
+
+def winograd_matrices(m: int, r: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return float64 (A^T (m,n), G (n,r), B^T (n,n)), n = m+r-1, with y = A^T[(G g) * (B^T d)].
+
+    ``y[i] = sum_k g[k] d[i+k]`` (correlation, as Caffe/PyTorch convolutions compute).
+    """
+    pts = _POINTS[m]
+    n = m + r - 1
+    if len(pts) != n - 1:
+        raise ValueError(f"F({m},{r}) needs {n - 1} finite points")
+    at = np.zeros((m, n))
+    g = np.zeros((n, r))
+    bt = np.zeros((n, n))
+    for j, p in enumerate(pts):
+        others = [q for q in pts if q != p]
+        at[:, j] = [p**i for i in range(m)]
+        g[j] = [p**k / np.prod([p - q for q in others]) for k in range(r)]
+        bt[j, : n - 1] = np.polynomial.polynomial.polyfromroots(others) if others else [1.0]
+    at[m - 1, n - 1] = 1.0
+    g[n - 1, r - 1] = 1.0
+    bt[n - 1] = np.polynomial.polynomial.polyfromroots(pts)
+    return at, g, bt
+
+
+@lru_cache(maxsize=None)
+def _kron_matrices(m: int) -> tuple[Tensor, Tensor]:
+    """(kron(B^T,B^T), kron(A^T,A^T)) in fp32: the 2-D transforms as one matrix each."""
+    at, _, bt = winograd_matrices(m)
+    bb = torch.from_numpy(np.kron(bt, bt)).float()
+    aa = torch.from_numpy(np.kron(at, at)).float()
+    return bb, aa
+
+
+def supports(weight_shape: tuple[int, ...], stride=1, dilation=1, groups: int = 1) -> bool:
+    """True when a convolution is one this module computes (3x3, stride 1, dilation 1, group 1)."""
+    def one(v) -> bool:
+        return all(int(t) == 1 for t in (v if isinstance(v, (tuple, list)) else (v, v)))
+    return (len(weight_shape) == 4 and tuple(weight_shape[2:]) == (3, 3) and groups == 1
+            and one(stride) and one(dilation))
+
+
+def transform_weight(weight: Tensor, m: int = 4) -> Tensor:
+    """(Cout, Cin, 3, 3) -> (n*n, Cout, Cin) fp32 Winograd-domain weights, computed in float64.
+
+    Done once per layer (cache the result); the float64 product keeps the transform exact to fp32.
+    """
+    if weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
+        raise ValueError(f"expected a (Cout, Cin, 3, 3) weight, got {tuple(weight.shape)}")
+    _, g, _ = winograd_matrices(m)
+    n = m + 2
+    gg = torch.from_numpy(np.kron(g, g))  # (n*n, 9): U[a,b] = sum_kl G[a,k] w[k,l] G[b,l]
+    u = weight.detach().to(torch.float64).reshape(-1, 9) @ gg.T  # (Cout*Cin, n*n), one GEMM
+    return u.T.reshape(n * n, weight.shape[0], weight.shape[1]).float().contiguous()
+
+
+def _has_onednn_linear() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# oneDNN's fp32 GEMM runs about twice as fast as MKL's sgemm (torch.bmm) on the AMD AVX-512 CPUs we
+# measured (MKL takes a generic path there); torch.bmm is the portable fallback.
+USE_ONEDNN = _has_onednn_linear()
+
+
+def _batched_gemm(v: Tensor, u: Tensor) -> Tensor:
+    """(K, P, Cin) x (K, Cout, Cin) -> (K, P, Cout), i.e. v[k] @ u[k].T for every position k."""
+    if USE_ONEDNN and v.dtype == torch.float32 and v.device.type == "cpu":
+        lin = torch.ops.mkldnn._linear_pointwise
+        return torch.stack([lin(v[k], u[k], None, "none", [], "") for k in range(v.shape[0])])
+    return torch.bmm(v, u.transpose(1, 2))
+
+
+def _tile_size(transformed_weight: Tensor) -> int:
+    nn_ = transformed_weight.shape[0]
+    n = int(round(nn_**0.5))
+    if n * n != nn_ or n - 2 not in _POINTS:
+        raise ValueError(f"transformed weight has {nn_} positions; expected 16, 36 or 64")
+    return n - 2
+
+
+def winograd_conv3x3(x: Tensor, transformed_weight: Tensor, bias: Tensor | None = None,
+                     padding: int | tuple[int, int] = 1, rows_per_chunk: int | None = None) -> Tensor:
+    """3x3 stride-1 convolution of x (N, Cin, H, W) fp32 with weights from ``transform_weight``.
+
+    Equals ``F.conv2d(x, weight, bias, padding=padding)`` up to fp32 rounding.
+    """
+    m = _tile_size(transformed_weight)
+    n = m + 2
+    nn2, cout, cin = transformed_weight.shape
+    if x.dim() != 4 or x.shape[1] != cin:
+        raise ValueError(f"input {tuple(x.shape)} does not match weight with {cin} input channels")
+    ph, pw = (padding, padding) if isinstance(padding, int) else (int(padding[0]), int(padding[1]))
+    batch, _, h, w = x.shape
+    ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
+    if ho < 1 or wo < 1:
+        raise ValueError(f"input {h}x{w} with padding {ph},{pw} is smaller than the kernel")
+    th, tw = -(-ho // m), -(-wo // m)
+    # Zero padding up to whole tiles; the extra bottom/right outputs are cut off at the end.
+    xp = F.pad(x, (pw, tw * m + 2 - w - pw, ph, th * m + 2 - h - ph))
+    bb, aa = _kron_matrices(m)
+    bb, aa = bb.to(x.dtype), aa.to(x.dtype)
+    u = transformed_weight.to(x.dtype)
+    # Output in the input's memory format: with channels_last both the tile gather and the scatter
+    # below walk channels contiguously, and oneDNN convolutions around us avoid layout reorders.
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    if channels_last:
+        out6 = x.new_empty((batch, th, m, tw, m, cout)).permute(0, 5, 1, 2, 3, 4)
+        out = out6.permute(0, 2, 3, 4, 5, 1).view(batch, th * m, tw * m, cout).permute(0, 3, 1, 2)
+    else:
+        out = x.new_empty((batch, cout, th * m, tw * m))
+        out6 = out.view(batch, cout, th, m, tw, m)
+    if rows_per_chunk is None:
+        per_row = nn2 * max(cin, cout) * batch * tw * x.element_size()
+        rows_per_chunk = max(1, min(th, _TILE_BYTES // max(per_row, 1)))
+    for r0 in range(0, th, rows_per_chunk):
+        r1 = min(th, r0 + rows_per_chunk)
+        rows = r1 - r0
+        p = batch * rows * tw
+        # Tiles (N, Cin, rows, tw, n, n) -> (n*n, P*Cin): tile position first, channels innermost,
+        # so one GEMM with kron(B^T, B^T) transforms every tile and each position is a (P, Cin) matrix.
+        tiles = xp[:, :, r0 * m: r1 * m + 2].unfold(2, n, m).unfold(3, n, m)
+        d = tiles.permute(4, 5, 0, 2, 3, 1).reshape(nn2, p * cin)
+        v = torch.mm(bb, d).view(nn2, p, cin)
+        mm = _batched_gemm(v, u)  # (n*n, P, Cout): the only O(Cin*Cout) work
+        y = torch.mm(aa, mm.view(nn2, p * cout))  # (m*m, P*Cout)
+        if bias is not None:
+            y.view(m * m, p, cout).add_(bias)
+        out6[:, :, r0:r1].copy_(y.view(m, m, batch, rows, tw, cout).permute(2, 5, 3, 0, 4, 1))
+    if ho != th * m or wo != tw * m:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        out = out[:, :, :ho, :wo].contiguous(memory_format=fmt)
+    return out
+
+
+class TransformCache:
+    """The transformed weight of one layer, recomputed only when the weight tensor changes.
+
+    Why: ``transform_weight`` costs ~50 ms for a 512x512 layer, as much as the convolution. The key
+    is the storage pointer plus the version counter (bumped by in-place writes such as
+    ``load_state_dict``); inference tensors have no version counter, so for them only a new
+    storage is noticed.
+    """
+
+    def __init__(self, m: int = 4) -> None:
+        self.m = m
+        self._key: tuple | None = None
+        self._value: Tensor | None = None
+
+    def __call__(self, weight: Tensor) -> Tensor:
+        try:
+            version = weight._version
+        except RuntimeError:
+            version = None
+        key = (weight.data_ptr(), version, weight.dtype, weight.device, tuple(weight.shape))
+        if key != self._key or self._value is None:
+            self._value = transform_weight(weight, self.m).to(weight.device)
+            self._key = key
+        return self._value
+
+
+class WinogradConv2d(nn.Module):
+    """Drop-in for a 3x3 stride-1 ``nn.Conv2d``; keeps the Caffe weight, so the state dict is
+    unchanged (``weight``, ``bias``); the Winograd-domain weight lives in a ``TransformCache``."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, padding: int | tuple[int, int] = 1,
+                 m: int = 4) -> None:
+        super().__init__()
+        if not supports(tuple(weight.shape)):
+            raise ValueError(f"WinogradConv2d needs a (Cout, Cin, 3, 3) weight, got {tuple(weight.shape)}")
+        self.m = m
+        self.padding = padding
+        self.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
+        self.transformed = TransformCache(m)
+
+    @classmethod
+    def from_conv(cls, weight: Tensor, bias: Tensor | None, padding: int | tuple[int, int] = 1,
+                  m: int = 4) -> "WinogradConv2d":
+        return cls(weight, bias, padding, m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return winograd_conv3x3(x, self.transformed(self.weight), self.bias, self.padding)
+
+    def extra_repr(self) -> str:
+        cout, cin = self.weight.shape[:2]
+        return f"{cin}, {cout}, kernel_size=(3, 3), padding={self.padding}, F({self.m}x{self.m},3x3)"

@@ -1,0 +1,98 @@
+"""The blocks FCN needs beyond ``torch.nn``: Caffe's Crop, Scale, and bilinear upsampling.
+
+They are the generic converter's own layer modules (``convert.layers``), given the constructors a
+model definition wants: one computation of each Caffe layer in the project, and the same
+parameter layout (a block's ``state_dict`` holds exactly the blobs of its Caffe layer).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from convert import layers
+from convert.coord_map import WindowGeometry
+
+
+def upsample_filt(size: int) -> np.ndarray:
+    """A ``size`` x ``size`` bilinear interpolation kernel, as FCN's ``surgery.upsample_filt``.
+
+    Odd sizes centre on a pixel, even sizes between two. Every value is a product of two multiples
+    of ``1/factor`` with small numerators, so the float32 weights are the exact kernel.
+    """
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    ramp = 1 - np.abs(np.arange(size) - center) / factor
+    return np.outer(ramp, ramp)
+
+
+def bilinear_weight(channels: int, size: int) -> torch.Tensor:
+    """Deconvolution weight (C, C, k, k) that upsamples every channel on its own.
+
+    Like ``surgery.interp``, only the diagonal holds the kernel: channel c reads channel c alone.
+    """
+    weight = torch.zeros(channels, channels, size, size)
+    weight[range(channels), range(channels)] = torch.from_numpy(upsample_filt(size)).to(weight.dtype)
+    return weight
+
+
+class Crop(layers.Crop):
+    """Caffe's Crop from axis 2 with one offset: a top-left window of the reference's size.
+
+    The offset comes from the coordinate maps of the two inputs (``convert.coord_map``), never from
+    the sizes at run time: it is a property of the net's geometry, the same for every input size.
+    """
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(axis=2, offsets=[offset])
+
+    @property
+    def offset(self) -> int:
+        return self.offsets[0]
+
+
+class ChannelScale(layers.Scale):
+    """Caffe's Scale on axis 1 without bias: ``y[:, c] = weight[c] * x[:, c]``.
+
+    FCN-8s at-once scales pool4 and pool3 down (0.01 and 0.0001) before scoring them. The factors
+    are blobs of the caffemodel (shape (C,)), loaded like any weight, and fixed (``lr_mult: 0``).
+    """
+
+    def __init__(self, channels: int, value: float = 1.0, learnable: bool = False) -> None:
+        super().__init__(axis=1, bias_blob=None)
+        self.weight = nn.Parameter(torch.full((channels,), float(value)), requires_grad=learnable)
+
+
+class Upsample(layers.Deconvolution):
+    """A Caffe Deconvolution (C -> C channels, kernel k, stride s, pad 0) initialised bilinear.
+
+    The heavy FCNs keep it fixed (``lr_mult: 0``), so by default its weight does not require grad;
+    ``learnable=True`` gives the CVPR-era learned upsampling. Whatever the weights, the result is the
+    full deconvolution; the converter's module takes the depthwise path (C times less work) when
+    every off-diagonal kernel is exactly zero, as for bilinear weights.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, stride: int, bias: bool = False,
+                 learnable: bool = False) -> None:
+        super().__init__(WindowGeometry((kernel_size, kernel_size), (stride, stride)), groups=1)
+        self.weight = nn.Parameter(bilinear_weight(channels, kernel_size), requires_grad=learnable)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(channels), requires_grad=learnable)
+
+    @property
+    def kernel_size(self) -> int:
+        return self.weight.shape[-1]
+
+    @property
+    def channels(self) -> int:
+        return self.weight.shape[0]
+
+    def reset_parameters(self) -> None:
+        """Bilinear weight and zero bias, as FCN's solvers initialise every ``up`` layer."""
+        with torch.no_grad():
+            self.weight.copy_(bilinear_weight(self.channels, self.kernel_size))
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride[0]}"
