@@ -176,7 +176,7 @@ def _module_geometry(module: nn.Module) -> tuple | None:
 
 def _blob_shapes(net: CaffeNet) -> dict[str, tuple[int, ...]]:
     return {f"{layer.name}.{name}": tuple(blob.shape)
-            for layer in net.layers for name, blob in zip(blob_names(layer.type, len(layer.blobs)), layer.blobs)}
+            for layer in net.layers for name, blob in zip(blob_names(layer.type, len(layer.blobs), len(layer.bottoms)), layer.blobs)}
 
 
 def _explicit_crop_offset(layer: Layer) -> int | str | None:

@@ -54,7 +54,7 @@ def state_dict_of(net: CaffeNet) -> dict[str, torch.Tensor]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # read-only views are fine: they are only written out
         for layer in net.layers:
-            for name, blob in zip(blob_names(layer.type, len(layer.blobs)), layer.blobs):
+            for name, blob in zip(blob_names(layer.type, len(layer.blobs), len(layer.bottoms)), layer.blobs):
                 state[f"{layer.name}.{name}"] = torch.from_numpy(np.ascontiguousarray(blob))
     return state
 
@@ -101,7 +101,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     expected = set()
     for param, _ in modern_layers(parsed, str(path)):
         blobs = []
-        names = blob_names(param.type, len(state))
+        names = blob_names(param.type, len(state), len(param.bottom))
         for name in names:
             key = f"{param.name}.{name}"
             if key not in state:

@@ -73,7 +73,10 @@ BLOB_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def blob_names(layer_type: str, count: int) -> list[str]:
-    """State-dict names for a layer's ``count`` blobs."""
-    known = BLOB_NAMES.get(layer_type, ())
+def blob_names(layer_type: str, count: int, bottoms: int = 1) -> list[str]:
+    """State-dict names for a layer's ``count`` blobs.
+
+    A Scale with two bottoms takes its scale from the second bottom, so its one blob is the bias.
+    """
+    known = ("bias",) if layer_type == "Scale" and bottoms > 1 else BLOB_NAMES.get(layer_type, ())
     return [known[i] if i < len(known) else f"blob{i}" for i in range(count)]

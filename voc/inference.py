@@ -21,10 +21,14 @@ Model = Callable[[torch.Tensor], Any]
 
 
 def caffe_input(image: Image.Image, mean_bgr: Sequence[float] = VOC_MEAN_BGR) -> torch.Tensor:
-    """An RGB PIL image as the (3, H, W) float32 BGR, mean-subtracted tensor Caffe nets expect."""
-    rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.float64)
-    bgr = rgb[:, :, ::-1] - np.asarray(mean_bgr, dtype=np.float64)
-    return torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1), dtype=np.float32))
+    """An RGB PIL image as the (3, H, W) float32 BGR, mean-subtracted tensor Caffe nets expect.
+
+    The one implementation is ``fcn_ref.transforms.preprocess`` (imported here, not at module level,
+    because fcn_ref itself imports this module); the mean is applied in float64 as infer.py does.
+    """
+    from fcn_ref.transforms import preprocess
+
+    return preprocess(image, np.asarray(mean_bgr, dtype=np.float64))[0]
 
 
 def score_blob(output: Any, name: str | None = None) -> torch.Tensor:

@@ -104,9 +104,10 @@ def test_converted_file_loads_in_one_line(case, tmp_path):
     assert payload["source"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert payload["source"]["file"] == "net.caffemodel"
     reference = caffe_params(FIXTURES / case / "params.json")
+    converted = read_checkpoint(out).net
     for layer, blobs in reference.items():
-        layer_type = read_checkpoint(out).net.layer(layer).type
-        for name, ref in zip(blob_names(layer_type, len(blobs)), blobs):
+        spec = converted.layer(layer)
+        for name, ref in zip(blob_names(spec.type, len(blobs), len(spec.bottoms)), blobs):
             assert digest(payload["state_dict"][f"{layer}.{name}"].numpy()) == ref["sha256"]
     assert_bitwise_equal(read_checkpoint(out).net, reference)
 

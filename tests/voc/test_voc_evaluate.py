@@ -187,10 +187,6 @@ def write_line_model_pth(path: Path, source_file: str) -> None:
 
 
 def test_python_m_voc_evaluate_end_to_end(voc_folder, tmp_path: Path) -> None:
-    import fcn_ref
-
-    if not hasattr(fcn_ref, "load"):
-        pytest.skip("fcn_ref.load is not there yet (written by another helper)")
     root, ids = voc_folder
     weights = tmp_path / "line.pth"
     write_line_model_pth(weights, "fcn8s-heavy-pascal.caffemodel")

@@ -1,0 +1,111 @@
+"""Oracle tier: live BVLC Caffe against our converter on fresh random inputs and input sizes.
+
+The committed fixtures pin one input per net; here real Caffe (tools/caffe/build.sh) runs again on
+new inputs whose sizes are drawn at random (seed: FCN_ORACLE_SEED, default a new one each run, shown
+in every failure), and both the generic runtime and the fcn_ref zoo models must agree with it.
+Run with ``python -m pytest -m oracle``; it skips with the reason when Caffe is not built.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import FIXTURES, ROOT, case_meta, fixture_cases, rel_error
+from convert import load_caffe, read_net
+
+pytestmark = pytest.mark.oracle
+SEED = int(os.environ.get("FCN_ORACLE_SEED", int(time.time()) % 100_000))
+TOLERANCE = 1e-5
+ZOO = [case for case in fixture_cases() if case_meta(case)["architecture"]]
+LAYER_NETS = fixture_cases("layer-")
+# Layers that tie a net to the spatial size it was written for.
+FIXED_SIZE_LAYERS = {"InnerProduct", "Reshape", "Flatten"}
+
+
+def resizable(case: str) -> bool:
+    """A net whose inputs may all take one new spatial size: nothing fixes or pairs their shapes."""
+    net = read_net(FIXTURES / case / "net.caffemodel")
+    single_image = len(net.inputs) == 1 and len(next(iter(net.inputs.values()))) == 4
+    return single_image and not any(layer.type in FIXED_SIZE_LAYERS or spans_space(layer) for layer in net.layers)
+
+
+def spans_space(layer) -> bool:
+    """A Scale whose blob covers a spatial axis (axis 2, or axis 1 with more than one axis)."""
+    if layer.type != "Scale":
+        return False
+    p = layer.param.scale_param
+    return p.axis not in (1, -3) or p.num_axes != 1
+
+
+def reference_inputs(case: str) -> dict[str, np.ndarray]:
+    with h5py.File(FIXTURES / case / "reference.h5", "r", locking=False) as f:
+        return {name: f["inputs"][name][()] for name in f["inputs"]}
+
+
+def fresh_inputs(case: str, rng: random.Random, resize: bool) -> dict[str, np.ndarray]:
+    """New values; new spatial sizes (the same for every input of the net) when ``resize``."""
+    old = reference_inputs(case)
+    height, width = rng.randint(9, 140), rng.randint(9, 140)
+    np_rng = np.random.default_rng(rng.randrange(2**32))
+    inputs = {}
+    for name, array in old.items():
+        shape = (*array.shape[:2], height, width) if resize and array.ndim == 4 else array.shape
+        inputs[name] = (np_rng.standard_normal(shape) * max(float(array.std()), 1e-3)).astype(np.float32)
+    return inputs
+
+
+def caffe_forward(live_caffe, case: str, inputs: dict[str, np.ndarray], tmp_path) -> dict[str, np.ndarray]:
+    with h5py.File(tmp_path / "inputs.h5", "w") as f:
+        for name, array in inputs.items():
+            f.create_dataset(f"inputs/{name}", data=array)
+    live_caffe(ROOT / "tools" / "caffe" / "run_forward.py", FIXTURES / case / "net.prototxt",
+               FIXTURES / case / "net.caffemodel", tmp_path / "inputs.h5", tmp_path / "out.h5")
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        return {name: f["blobs"][name][()] for name in f["blobs"]}
+
+
+def compare(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], outputs: list[str], label: str) -> None:
+    compared = [name for name in theirs if name in ours]
+    assert set(outputs) <= set(compared), label
+    for name in compared:
+        error = rel_error(ours[name], theirs[name])
+        assert error <= TOLERANCE, f"{label}: blob {name} rel error {error:.2e}"
+    for name in outputs:
+        if theirs[name].ndim == 4 and theirs[name].shape[1] > 1:
+            assert np.array_equal(ours[name].argmax(1), theirs[name].argmax(1)), f"{label}: argmax of {name}"
+
+
+@pytest.mark.parametrize("case", ZOO + LAYER_NETS)
+def test_runtime_matches_live_caffe_on_new_inputs(case, live_caffe, tmp_path):
+    """New values for every net; new random sizes wherever the net accepts them."""
+    rng = random.Random(f"{SEED}-{case}")
+    inputs = fresh_inputs(case, rng, resize=case in ZOO or resizable(case))
+    label = f"{case} at {next(iter(inputs.values())).shape} (FCN_ORACLE_SEED={SEED})"
+    theirs = caffe_forward(live_caffe, case, inputs, tmp_path)
+    model = load_caffe(FIXTURES / case / "net.caffemodel", FIXTURES / case / "net.prototxt")
+    with torch.inference_mode():
+        ours = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}, all_blobs=True)
+    compare({k: v.numpy() for k, v in ours.items()}, theirs, case_meta(case)["outputs"], label)
+
+
+@pytest.mark.parametrize("case", ZOO)
+def test_zoo_model_matches_live_caffe_at_random_sizes(case, live_caffe, tmp_path):
+    import fcn_ref
+
+    rng = random.Random(f"{SEED}-zoo-{case}")
+    inputs = fresh_inputs(case, rng, resize=True)
+    label = f"{case} at {next(iter(inputs.values())).shape} (FCN_ORACLE_SEED={SEED})"
+    theirs = caffe_forward(live_caffe, case, inputs, tmp_path)
+    model = fcn_ref.from_caffemodel(FIXTURES / case / "net.caffemodel")
+    meta = case_meta(case)
+    with torch.inference_mode():
+        out = model(*[torch.from_numpy(inputs[name]) for name in meta["inputs"]])
+    if isinstance(out, torch.Tensor):
+        out = {meta["outputs"][0]: out}
+    compare({k: v.numpy() for k, v in out.items()}, {k: theirs[k] for k in meta["outputs"]}, meta["outputs"], label)
