@@ -285,21 +285,26 @@ def voc_fcn8s_atonce():
                       "classes instead of 21 (" + FEW_CLASSES + ").")
 
 
+def alexnet_features(n: NetSpec, w, first_pad: int, param) -> None:
+    """conv1 .. pool5 of AlexNet/CaffeNet (pool before norm, LRN 5/1e-4/0.75, groups 2) on n.data."""
+    n.conv1, n.relu1 = conv_relu(n.data, w[0], ks=11, stride=4, pad=first_pad, param=param)
+    n.pool1 = max_pool(n.relu1, 3, 2)
+    n.norm1 = L.LRN(n.pool1, local_size=5, alpha=1e-4, beta=0.75)
+    n.conv2, n.relu2 = conv_relu(n.norm1, w[1], ks=5, pad=2, group=2, param=param)
+    n.pool2 = max_pool(n.relu2, 3, 2)
+    n.norm2 = L.LRN(n.pool2, local_size=5, alpha=1e-4, beta=0.75)
+    n.conv3, n.relu3 = conv_relu(n.norm2, w[2], ks=3, pad=1, param=param)
+    n.conv4, n.relu4 = conv_relu(n.relu3, w[3], ks=3, pad=1, group=2, param=param)
+    n.conv5, n.relu5 = conv_relu(n.relu4, w[4], ks=3, pad=1, group=2, param=param)
+    n.pool5 = max_pool(n.relu5, 3, 2)
+
+
 def voc_fcn_alexnet():
     k, name = 5, "voc-fcn-alexnet"
     w, fc = ALEX_WIDTHS, ALEX_FC
     n = NetSpec()
     n.data = data_input(1, 3, 37, 53)
-    n.conv1, n.relu1 = conv_relu(n.data, w[0], ks=11, stride=4, pad=100, param=None)
-    n.pool1 = max_pool(n.relu1, 3, 2)
-    n.norm1 = L.LRN(n.pool1, local_size=5, alpha=1e-4, beta=0.75)
-    n.conv2, n.relu2 = conv_relu(n.norm1, w[1], ks=5, pad=2, group=2, param=None)
-    n.pool2 = max_pool(n.relu2, 3, 2)
-    n.norm2 = L.LRN(n.pool2, local_size=5, alpha=1e-4, beta=0.75)
-    n.conv3, n.relu3 = conv_relu(n.norm2, w[2], ks=3, pad=1, param=None)
-    n.conv4, n.relu4 = conv_relu(n.relu3, w[3], ks=3, pad=1, group=2, param=None)
-    n.conv5, n.relu5 = conv_relu(n.relu4, w[4], ks=3, pad=1, group=2, param=None)
-    n.pool5 = max_pool(n.relu5, 3, 2)
+    alexnet_features(n, w, first_pad=100, param=None)
     n.fc6, n.relu6 = conv_relu(n.pool5, fc, ks=6, pad=0, param=None)
     n.drop6 = L.Dropout(n.relu6, dropout_ratio=0.5, in_place=True)
     n.fc7, n.relu7 = conv_relu(n.drop6, fc, ks=1, pad=0, param=None)
@@ -429,16 +434,7 @@ def caffenet_classifier():
     w, fc = ALEX_WIDTHS, ALEX_FC
     n = NetSpec()
     n.data = data_input(1, 3, 227, 227)
-    n.conv1, n.relu1 = conv_relu(n.data, w[0], ks=11, stride=4, pad=0, param=CONV_PARAM)
-    n.pool1 = max_pool(n.relu1, 3, 2)
-    n.norm1 = L.LRN(n.pool1, local_size=5, alpha=1e-4, beta=0.75)
-    n.conv2, n.relu2 = conv_relu(n.norm1, w[1], ks=5, pad=2, group=2, param=CONV_PARAM)
-    n.pool2 = max_pool(n.relu2, 3, 2)
-    n.norm2 = L.LRN(n.pool2, local_size=5, alpha=1e-4, beta=0.75)
-    n.conv3, n.relu3 = conv_relu(n.norm2, w[2], ks=3, pad=1, param=CONV_PARAM)
-    n.conv4, n.relu4 = conv_relu(n.relu3, w[3], ks=3, pad=1, group=2, param=CONV_PARAM)
-    n.conv5, n.relu5 = conv_relu(n.relu4, w[4], ks=3, pad=1, group=2, param=CONV_PARAM)
-    n.pool5 = max_pool(n.relu5, 3, 2)
+    alexnet_features(n, w, first_pad=0, param=CONV_PARAM)
     n.fc6 = L.InnerProduct(n.pool5, num_output=fc, param=CONV_PARAM)
     n.relu6 = L.ReLU(n.fc6, in_place=True)
     n.drop6 = L.Dropout(n.relu6, dropout_ratio=0.5, in_place=True)
