@@ -1,10 +1,10 @@
 """voc.evaluate throughput (images/s) on a synthetic VOC folder, split into model time and the rest.
 
-Run: python benchmarks/evaluate_speed.py [--images 8] [--tuned]
+Run: python benchmarks/evaluate_speed.py [--images 8] [--before]
 Model: full-width FCN-8s with random weights (benchmarks/out/fcn8s-full.*), VOC-like image sizes
 (500x375 and 375x500). "model" is the time inside the model's forward; "rest" is everything else
 voc.evaluate does (JPEG/PNG decoding, Caffe preprocessing, argmax, confusion matrix).
---tuned also runs the variant with channels_last input + GEMM fc6/1x1 + Winograd (forward.py).
+--before also runs the runtime with its fast paths switched off (benchmarks/paths.py), to compare.
 """
 
 from __future__ import annotations
@@ -21,24 +21,20 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from forward import GEMM_LAYERS, WINOGRAD_LAYERS, ensure_model  # noqa: E402
-from gemm_conv import use_gemm  # noqa: E402
-from winograd_swap import use_winograd  # noqa: E402
+from forward import ensure_model  # noqa: E402
+from paths import set_mode  # noqa: E402
 
 
 class Timed(nn.Module):
     """Wraps a model and adds up the wall time spent in its forward."""
 
-    def __init__(self, inner: nn.Module, channels_last: bool = False) -> None:
+    def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
-        self.channels_last = channels_last
         self.seconds = 0.0
 
     def forward(self, x: torch.Tensor):
         t0 = time.perf_counter()
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         out = self.inner(x)
         out = {k: v.contiguous() for k, v in out.items()} if isinstance(out, dict) else out.contiguous()
         self.seconds += time.perf_counter() - t0
@@ -48,7 +44,7 @@ class Timed(nn.Module):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--tuned", action="store_true")
+    ap.add_argument("--before", action="store_true")
     args = ap.parse_args()
     from convert.runtime import load_caffe
     from voc.datasets import VOCSegmentation
@@ -56,16 +52,15 @@ def main() -> None:
     from voc.synthetic import make_voc_folder
 
     proto, model = ensure_model(500)
-    variants = {"runtime (as is)": Timed(load_caffe(model, proto))}
-    if args.tuned:
+    variants = {"runtime": Timed(load_caffe(model, proto))}
+    if args.before:
         net = load_caffe(model, proto)
-        use_gemm(net, GEMM_LAYERS)
-        use_winograd(net, WINOGRAD_LAYERS)
-        variants["tuned (c_last + GEMM + Winograd)"] = Timed(net, channels_last=True)
+        set_mode(net, "before")
+        variants["runtime without fast paths"] = Timed(net)
     with tempfile.TemporaryDirectory() as tmp:
         make_voc_folder(tmp, num_images=args.images, sizes=((500, 375), (375, 500)))
         data = VOCSegmentation(tmp, "val")
-        evaluate(variants["runtime (as is)"], [data[0]])  # warm-up
+        evaluate(variants["runtime"], [data[0]])  # warm-up
         for name, m in variants.items():
             m.seconds = 0.0
             res = evaluate(m, data)

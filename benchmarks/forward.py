@@ -4,7 +4,12 @@ Run: python benchmarks/forward.py [--rounds 3] [--size 500]
 Needs benchmarks/out/fcn8s-full.{prototxt,caffemodel} (made here with real Caffe if missing),
 tools/caffe/python3 (real Caffe, timed inside its own process) and, optionally, opencv-python-headless.
 Every variant runs on the same input; torch variants and OpenCV are interleaved round-robin, Caffe
-runs in a subprocess before and after them. Prints medians, ratios and max|diff|/max|ref| vs Caffe.
+runs in a subprocess before and after them. Prints medians, ratios, max|diff|/max|ref| and argmax
+agreement vs Caffe, and the fraction of the machine's peak (FLOPs of direct convolution / time /
+the fastest large fp32 GEMM measured in the same run).
+
+Our variants are one loaded net with fast paths switched off (benchmarks/paths.py): "before" is the
+runtime without them (NCHW, F.conv2d), "all" is the runtime as shipped.
 """
 
 from __future__ import annotations
@@ -26,14 +31,7 @@ CAFFE_PY = ROOT / "tools" / "caffe" / "python3"
 sys.path.insert(0, str(HERE))
 
 from fcn8s_spec import conv_flops  # noqa: E402
-from gemm_conv import use_gemm  # noqa: E402
-from winograd_swap import use_winograd  # noqa: E402
-
-# Winograd F(4x4,3x3) where it measured faster than oneDNN's direct convolution (README.md).
-# conv4_1 (256 -> 512) measured no gain, conv1-conv3 were slower (benchmarks/winograd_layers.py).
-WINOGRAD_LAYERS = {name: 4 for name in ("conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3")}
-# Unpadded stride-1 convolutions run as one oneDNN GEMM (gemm_conv.py).
-GEMM_LAYERS = {"fc6", "fc7", "score_fr", "score_pool4", "score_pool3"}
+from paths import MODES, layer_paths, set_mode  # noqa: E402
 
 
 def ensure_model(size: int) -> tuple[Path, Path]:
@@ -92,27 +90,20 @@ def main() -> None:
     np.save(inp, x_np)
     x = torch.from_numpy(x_np)
 
+    from convert.gemm import onednn_linear
     from convert.runtime import load_caffe
     t0 = time.perf_counter()
     net = load_caffe(model, proto)
     load_s = time.perf_counter() - t0
-    gnet = load_caffe(model, proto)
-    gemm = use_gemm(gnet, GEMM_LAYERS)
-    wnet = load_caffe(model, proto)
-    use_gemm(wnet, GEMM_LAYERS)
-    swapped = use_winograd(wnet, WINOGRAD_LAYERS)
-    xl = x.contiguous(memory_format=torch.channels_last)
+    paths = layer_paths(net, x)
 
-    def out_of(result: dict) -> torch.Tensor:
-        return result["score"]
+    def ours(mode: str):
+        def run() -> torch.Tensor:
+            set_mode(net, mode)
+            return net(x)["score"].contiguous()
+        return run
 
-    variants = {
-        "ours (runtime, NCHW)": lambda: out_of(net(x)).contiguous(),
-        "ours (runtime, channels_last input)": lambda: out_of(net(xl)).contiguous(),
-        "ours (NCHW + GEMM fc6/1x1)": lambda: out_of(gnet(x)).contiguous(),
-        "ours (channels_last + GEMM fc6/1x1)": lambda: out_of(gnet(xl)).contiguous(),
-        "ours (c_last + GEMM + Winograd F4 conv4_2..5_3)": lambda: out_of(wnet(xl)).contiguous(),
-    }
+    variants = {f"ours: {MODES[m]}": ours(m) for m in ("before", "gemm", "all")}
     try:
         import cv2
         cvnet = cv2.dnn.readNetFromCaffe(str(proto), str(model))
@@ -120,7 +111,7 @@ def main() -> None:
         def run_cv() -> np.ndarray:
             cvnet.setInput(x_np)
             return cvnet.forward()
-        variants["opencv dnn " + cv2.__version__] = run_cv
+        variants["OpenCV dnn " + cv2.__version__] = run_cv
     except ImportError:
         print("opencv not installed: skipping OpenCV dnn")
 
@@ -128,7 +119,7 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in variants}
     outs = {}
     with torch.inference_mode():
-        for k, f in variants.items():  # warm-up (allocator, oneDNN primitive caches)
+        for k, f in variants.items():  # warm-up (allocator, oneDNN primitives, Winograd transforms)
             outs[k] = f()
         for _ in range(args.rounds):
             for k, f in variants.items():
@@ -141,24 +132,36 @@ def main() -> None:
     caffe_s = statistics.median(caffe_times)
     flops = sum(conv_flops(args.size, args.size).values())
     best_peak = max(peak.values())
-    cv_key = next((k for k in variants if k.startswith("opencv")), None)
+    cv_key = next((k for k in variants if k.startswith("OpenCV")), None)
     cv_s = statistics.median(times[cv_key]) if cv_key else float("nan")
+    caffe_argmax = caffe_out.argmax(axis=1)
 
-    print(f"input 1x3x{args.size}x{args.size}, threads={torch.get_num_threads()}, rounds={args.rounds}; "
-          f"load_caffe {load_s:.1f} s;\n  GEMM layers: {','.join(gemm)}; Winograd layers: {','.join(swapped)}")
-    print(f"model FLOPs (2*MACs of direct conv/deconv): {flops / 1e9:.1f} GFLOP; "
-          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
-    print(f"{'variant':48} {'median s':>9} {'min s':>7} {'vs caffe':>9} {'vs opencv':>9} {'%peak':>6}"
-          f" {'rel diff vs caffe':>18}")
-    print(f"{'caffe (OpenBLAS, in-process timing)':48} {caffe_s:9.3f} {min(caffe_times):7.3f} {1.0:9.2f}"
-          f" {cv_s / caffe_s:9.2f} {100 * flops / caffe_s / 1e9 / best_peak:6.1f} {0.0:18.2e}")
+    by_path: dict[str, list[str]] = {}
+    for layer, path in paths.items():
+        by_path.setdefault(path, []).append(layer)
+    print(f"input 1x3x{args.size}x{args.size}, torch {torch.__version__}, threads={torch.get_num_threads()}, "
+          f"rounds={args.rounds}, Caffe forwards={len(caffe_times)}; load_caffe {load_s:.1f} s; "
+          f"oneDNN linear op: {'yes' if onednn_linear() else 'no (fallback F.linear/torch.bmm)'}")
+    for path in ("gemm", "winograd"):
+        print(f"  runtime's {path} layers: {', '.join(by_path.get(path, [])) or 'none'}")
+    print(f"FLOPs: {flops / 1e9:.1f} GFLOP = 2 x multiply-adds of direct convolution and deconvolution "
+          f"(pools, ReLU, crops, sums not counted; Winograd does fewer multiplications, still counted so)")
+    print("peak: fastest 4096^3 fp32 GEMM measured now: "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()) + f"; %peak uses {best_peak:.0f}")
+    header = (f"{'variant':92} {'median s':>8} {'min s':>7} {'vs Caffe':>8} {'vs OpenCV':>9} {'%peak':>6}"
+              f" {'rel diff':>9} {'argmax=':>8}")
+    print(header)
+
+    def row(name: str, med: float, low: float, diff: float, agree: float) -> None:
+        print(f"{name:92} {med:8.3f} {low:7.3f} {caffe_s / med:8.2f} {cv_s / med:9.2f}"
+              f" {100 * flops / med / 1e9 / best_peak:6.1f} {diff:9.2e} {100 * agree:7.3f}%")
+    row("Caffe (OpenBLAS, timed in its own process)", caffe_s, min(caffe_times), 0.0, 1.0)
     for k in variants:
-        med = statistics.median(times[k])
         o = outs[k].numpy() if isinstance(outs[k], torch.Tensor) else outs[k]
-        print(f"{k:48} {med:9.3f} {min(times[k]):7.3f} {caffe_s / med:9.2f} {cv_s / med:9.2f}"
-              f" {100 * flops / med / 1e9 / best_peak:6.1f} {rel(o, caffe_out):18.2e}")
-    print("ratios: 'vs caffe' = caffe time / variant time (higher is faster); %peak = FLOPs / time / "
-          "best large-GEMM GFLOP/s measured above")
+        row(k, statistics.median(times[k]), min(times[k]), rel(o, caffe_out),
+            float((o.argmax(axis=1) == caffe_argmax).mean()))
+    print("vs X = X's median time / the variant's (higher is faster); rel diff = max|ours - Caffe| / "
+          "max|Caffe| on the score blob; argmax= : pixels whose class equals Caffe's")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import interleaved  # noqa: E402
-from gemm_conv import conv_gemm  # noqa: E402
+from convert.gemm import conv2d_gemm  # noqa: E402
 
 
 def show(title: str, t: dict[str, float], flops: float | None = None) -> None:
@@ -43,8 +43,8 @@ def fc6(repeats: int) -> None:
         "F.conv2d NHWC input, NCHW weight": lambda: F.conv2d(xl, w, b),
         "F.conv2d NHWC input and weight": lambda: F.conv2d(xl, wl, b),
         "unfold + MKL addmm": mkl,
-        "im2col + oneDNN linear (NCHW in)": lambda: conv_gemm(x, w2, b, 7, 7),
-        "im2col + oneDNN linear (NHWC in)": lambda: conv_gemm(xl, w2, b, 7, 7),
+        "im2col + oneDNN linear (NCHW in)": lambda: conv2d_gemm(x, w, b),
+        "im2col + oneDNN linear (NHWC in)": lambda: conv2d_gemm(xl, w, b),
     }, repeats)
     show("fc6 at 500x500 input", t, 2 * 4096 * 512 * 49 * 256)
 

@@ -8,6 +8,9 @@ returns its top (or a tuple of tops when ``multi_output`` is set). Weights stay 
 Where PyTorch's operator and Caffe's differ at some sizes (pooling's output-size rule), the module
 checks the sizes on each call and takes PyTorch's fast path only when it provably computes the same
 numbers; otherwise it pads explicitly so that the arithmetic is Caffe's.
+
+Faster equivalents for CPU fp32 inference (one GEMM, Winograd) are chosen per layer and call in one
+place, ``Convolution.path``, whose docstring says when and why; CUDA tensors never take them.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from torch import Tensor, nn
 from convert import coord_map
 from convert.coord_map import WindowGeometry, conv_geometry, pool_geometry
 from convert.errors import CaffeFormatError
+from convert.gemm import conv2d_gemm
 from convert.net import CaffeNet, Layer, blob_names
+from convert.winograd import TransformCache, winograd_conv3x3
 
 Builder = Callable[[Layer, CaffeNet], nn.Module]
 
@@ -73,7 +78,8 @@ def _parameters(module: nn.Module, layer: Layer, shapes: Sequence[tuple[int, ...
     if len(layer.blobs) != len(shapes):
         raise CaffeFormatError(f"{layer.type} layer expects {len(shapes)} weight blobs, the model "
                                f"has {len(layer.blobs)}", layer=layer.name)
-    for name, blob, shape in zip(blob_names(layer.type, len(layer.blobs)), layer.blobs, shapes):
+    names = blob_names(layer.type, len(layer.blobs), len(layer.bottoms))
+    for name, blob, shape in zip(names, layer.blobs, shapes):
         array = np.asarray(blob, dtype=np.float32)
         if shape is not None and array.shape != tuple(shape):
             if array.size != math.prod(shape):
@@ -103,11 +109,64 @@ class _Windowed(nn.Module):
         self.register_parameter("bias", None)  # blobs replace them (bias only with bias_term)
 
 
+def inference_only(*tensors: Tensor | None) -> bool:
+    """True when no gradient can flow through an op on these tensors: grad mode is off, or none of
+    them requires grad. The fast paths below have no (or a different) backward, so they need this."""
+    return not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors)
+
+
+# Winograd F(4x4, 3x3) only from these channel counts on (both Cin and Cout): measured faster than
+# oneDNN's direct convolution only for FCN's 512 -> 512 layers (benchmarks/README.md).
+WINOGRAD_MIN_CHANNELS = 512
+
+
 class Convolution(_Windowed):
     """Caffe's convolution is ``F.conv2d`` exactly: cross-correlation, floor output size, grouped
-    channel blocks, weight (out, in/group, kh, kw)."""
+    channel blocks, weight (out, in/group, kh, kw). ``path`` picks a faster equivalent per call."""
+
+    def __init__(self, geometry: WindowGeometry, groups: int) -> None:
+        super().__init__(geometry, groups)
+        self.winograd_transform = TransformCache(m=4)  # not in the state dict; see ``path``
+
+    def path(self, x: Tensor) -> str:
+        """How this layer computes ``x``: "gemm", "winograd" or "conv2d". The one place where the
+        fast paths are chosen; all of them are CPU, fp32 and inference only.
+
+        - "gemm" (``convert.gemm``): stride 1, no padding, dilation 1, one group (FCN's fc6 7x7,
+          fc7 and the 1x1 score layers). One oneDNN GEMM over an im2col runs fc6 2.2x faster than
+          ``F.conv2d`` and, unlike it, does not reorder the 411 MB weight for channels_last input.
+        - "winograd" (``convert.winograd``, F(4x4, 3x3), transformed weight cached until the weight
+          changes): 3x3, stride 1, dilation 1, one group, Cin and Cout >= 512 (VGG's conv4_2 ..
+          conv5_3): 1.3-1.5x faster than oneDNN there, slower for fewer channels or bigger images
+          (transform traffic). Error ~5e-6 of the layer's max, inside the 1e-5 parity budget.
+        - "conv2d" everywhere else, and always for CUDA tensors (cuDNN; callers wanting Caffe's
+          numbers there disable TF32), other dtypes, or when a gradient may be needed (the oneDNN
+          GEMM has no backward; Winograd would give a different gradient path).
+        Sizes that ``F.conv2d`` would reject also take "conv2d", so the errors are PyTorch's.
+        """
+        w = self.weight
+        if not (x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32
+                and x.dim() == 4 and w.dim() == 4 and x.shape[1] == w.shape[1] and x.numel() > 0
+                and self.groups == 1 and tuple(self.stride) == (1, 1)
+                and tuple(self.dilation) == (1, 1) and inference_only(x, w, self.bias)):
+            return "conv2d"
+        cout, cin, kh, kw = w.shape
+        ph, pw = self.padding
+        if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
+            return "conv2d"
+        if (ph, pw) == (0, 0):
+            return "gemm"
+        if ((kh, kw) == (3, 3) and min(cin, cout) >= WINOGRAD_MIN_CHANNELS
+                and TransformCache.trackable(w)):
+            return "winograd"
+        return "conv2d"
 
     def forward(self, x: Tensor) -> Tensor:
+        path = self.path(x)
+        if path == "gemm":
+            return conv2d_gemm(x, self.weight, self.bias)
+        if path == "winograd":
+            return winograd_conv3x3(x, self.winograd_transform(self.weight), self.bias, self.padding)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -573,8 +632,8 @@ def _broadcast(param: Tensor, x: Tensor, axis: int) -> Tensor:
 class Scale(nn.Module):
     """x * scale (+ bias), scale from the ``weight`` blob or the second bottom, aligned at ``axis``.
 
-    Blobs are named by ``blob_names`` like everywhere else, so with a second bottom a lone bias blob
-    is stored as ``weight``; ``bias_blob`` records which name holds the bias.
+    Blobs are named by ``blob_names`` like everywhere else (with a second bottom the lone blob is
+    the ``bias``); ``bias_blob`` records which name holds the bias, None without one.
     """
 
     def __init__(self, axis: int, bias_blob: str | None) -> None:
@@ -608,7 +667,7 @@ def build_scale(layer: Layer, net: CaffeNet) -> nn.Module:
     expected = int(not scale_from_bottom) + int(p.bias_term)
     if expected:
         _need_weights(layer)
-    names = blob_names(layer.type, expected)
+    names = blob_names(layer.type, expected, len(layer.bottoms))
     module = Scale(p.axis, names[-1] if p.bias_term else None)
     _parameters(module, layer, [None] * expected)
     return module

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convert.gemm import onednn_linear
+
 __all__ = [
     "winograd_matrices",
     "transform_weight",
@@ -28,6 +30,7 @@ __all__ = [
     "WinogradConv2d",
     "supports",
 ]
+
 
 # Interpolation points per output tile size m (the point at infinity is implicit). For F(4,3) the
 # pair (1/2, -2) instead of Lavin's (2, -2) measured 2-3x lower fp32 error (benchmarks/README.md).
@@ -93,23 +96,15 @@ def transform_weight(weight: Tensor, m: int = 4) -> Tensor:
     return u.T.reshape(n * n, weight.shape[0], weight.shape[1]).float().contiguous()
 
 
-def _has_onednn_linear() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-# oneDNN's fp32 GEMM runs about twice as fast as MKL's sgemm (torch.bmm) on the AMD AVX-512 CPUs we
-# measured (MKL takes a generic path there); torch.bmm is the portable fallback.
-USE_ONEDNN = _has_onednn_linear()
-
-
 def _batched_gemm(v: Tensor, u: Tensor) -> Tensor:
-    """(K, P, Cin) x (K, Cout, Cin) -> (K, P, Cout), i.e. v[k] @ u[k].T for every position k."""
-    if USE_ONEDNN and v.dtype == torch.float32 and v.device.type == "cpu":
-        lin = torch.ops.mkldnn._linear_pointwise
-        return torch.stack([lin(v[k], u[k], None, "none", [], "") for k in range(v.shape[0])])
+    """(K, P, Cin) x (K, Cout, Cin) -> (K, P, Cout), i.e. v[k] @ u[k].T for every position k.
+
+    oneDNN's fp32 GEMM (``convert.gemm``) runs about twice as fast as MKL's ``torch.bmm`` on the AMD
+    AVX-512 CPUs we measured; ``torch.bmm`` is the portable path (no oneDNN op, other dtypes/devices).
+    """
+    op = onednn_linear()
+    if op is not None and v.dtype == torch.float32 and v.device.type == "cpu":
+        return torch.stack([op(v[k], u[k], None, "none", [], "") for k in range(v.shape[0])])
     return torch.bmm(v, u.transpose(1, 2))
 
 
@@ -178,27 +173,47 @@ def winograd_conv3x3(x: Tensor, transformed_weight: Tensor, bias: Tensor | None 
 class TransformCache:
     """The transformed weight of one layer, recomputed only when the weight tensor changes.
 
-    Why: ``transform_weight`` costs ~50 ms for a 512x512 layer, as much as the convolution. The key
-    is the storage pointer plus the version counter (bumped by in-place writes such as
-    ``load_state_dict``); inference tensors have no version counter, so for them only a new
-    storage is noticed.
+    Why: ``transform_weight`` costs ~50 ms for a 512x512 layer, as much as the convolution. The
+    cache is valid while the weight has the same storage and version counter (in-place writes such
+    as ``load_state_dict`` bump it) and shape, dtype and device. It keeps a detached alias of the
+    weight it was computed from, so that storage cannot be freed and reused by a new weight at the
+    same address. Inference tensors have no version counter: ``trackable`` is False for them and
+    callers should not use the cache (an in-place write in inference mode would go unnoticed).
     """
 
     def __init__(self, m: int = 4) -> None:
         self.m = m
-        self._key: tuple | None = None
+        self._source: Tensor | None = None
+        self._version: int | None = None
         self._value: Tensor | None = None
 
-    def __call__(self, weight: Tensor) -> Tensor:
+    @staticmethod
+    def trackable(weight: Tensor) -> bool:
+        """Whether in-place writes to ``weight`` can be noticed (it has a version counter)."""
         try:
-            version = weight._version
+            weight._version
         except RuntimeError:
-            version = None
-        key = (weight.data_ptr(), version, weight.dtype, weight.device, tuple(weight.shape))
-        if key != self._key or self._value is None:
+            return False
+        return True
+
+    def valid_for(self, weight: Tensor) -> bool:
+        src = self._source
+        if src is None or self._value is None or not self.trackable(weight):
+            return False
+        return (weight.data_ptr() == src.data_ptr() and weight._version == self._version
+                and weight.shape == src.shape and weight.stride() == src.stride()
+                and weight.dtype == src.dtype and weight.device == src.device)
+
+    def __call__(self, weight: Tensor) -> Tensor:
+        if not self.valid_for(weight):
             self._value = transform_weight(weight, self.m).to(weight.device)
-            self._key = key
+            self._source = weight.detach()
+            self._version = weight._version if self.trackable(weight) else None
         return self._value
+
+    def clear(self) -> None:
+        """Drop the cached transform (it costs 36/9 times the weight's memory for F(4x4))."""
+        self._source = self._version = self._value = None
 
 
 class WinogradConv2d(nn.Module):

@@ -291,6 +291,10 @@ def test_scale_by_blob_bottom_and_scalar():
     assert scale(torch.ones(1, 2, 1, 1)).flatten().tolist() == [3, 3]
     by_bottom = module_for('name: "s" type: "Scale" bottom: "x" bottom: "y" scale_param { axis: 0 }')
     assert by_bottom(torch.ones(2, 3), t([[1, 2, 3], [4, 5, 6]])).sum().item() == 21
+    with_bias = module_for('name: "s" type: "Scale" bottom: "x" bottom: "y" scale_param { bias_term: true }',
+                           [10, 20])
+    assert list(with_bias.state_dict()) == ["bias"]  # the lone blob of a 2-bottom Scale is its bias
+    assert with_bias(torch.ones(1, 2, 1, 1), t([2, 3])).flatten().tolist() == [12, 23]
     scalar = module_for('name: "s" type: "Scale" scale_param { num_axes: 0 }', np.array(4.0))
     assert scalar(torch.ones(2, 2)).tolist() == [[4, 4], [4, 4]]
 
@@ -383,3 +387,126 @@ def test_repeated_names_are_allowed_only_without_weights():
             'kernel_size: 1 } } layer { name: "c" type: "Convolution" bottom: "a" top: "b" '
             'convolution_param { num_output: 1 kernel_size: 1 } }', {"x": (1, 1, 1, 1)},
             {"c": [np.ones((1, 1, 1, 1)), np.zeros(1)]})
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+
+def conv_module(cin: int, cout: int, k: int, pad: int = 0, stride: int = 1, seed: int = 0) -> torch.nn.Module:
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((cout, cin, k, k)) / math.sqrt(cin * k * k)
+    return module_for(f'name: "c" type: "Convolution" convolution_param {{ num_output: {cout} kernel_size: {k} '
+                      f'pad: {pad} stride: {stride} }}', weight, rng.standard_normal(cout))
+
+
+def reference(conv: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    w, b = conv.weight.detach().double(), conv.bias.detach().double()
+    return F.conv2d(x.detach().double(), w, b, conv.stride, conv.padding)
+
+
+def rel(y: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((y.double() - ref).abs().max() / ref.abs().max())
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize(("cin", "cout", "k", "size"), [(5, 7, 1, 6), (6, 9, 3, 8), (4, 3, 7, 7), (3, 2, 2, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unpadded_convolution_as_gemm(monkeypatch, onednn, cin, cout, k, size, channels_last):
+    import convert.gemm as gemm
+
+    if not onednn:  # a torch without the private oneDNN op falls back to F.linear
+        monkeypatch.setattr(gemm, "_linear_op", None)
+    elif gemm.onednn_linear() is None:
+        pytest.skip("this torch has no oneDNN linear op")
+    conv = conv_module(cin, cout, k)
+    x = torch.randn(2, cin, size, size + 1)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert conv.path(x) == "gemm"
+        y = conv(x)
+    assert y.shape == (2, cout, size - k + 1, size - k + 2) and y.dtype == torch.float32
+    assert rel(y, reference(conv, x)) < 1e-6
+
+
+def test_onednn_probe_rejects_a_missing_or_broken_op():
+    from types import SimpleNamespace
+
+    from convert.gemm import probe_onednn_linear
+
+    assert probe_onednn_linear(SimpleNamespace()) is None
+
+    def broken(*args):
+        raise RuntimeError("no kernel for this build")
+    assert probe_onednn_linear(SimpleNamespace(_linear_pointwise=broken)) is None
+    wrong = SimpleNamespace(_linear_pointwise=lambda a, w, b, *rest: a @ w.T)  # ignores the bias
+    assert probe_onednn_linear(wrong) is None
+
+
+def test_fast_paths_only_for_cpu_fp32_inference():
+    gemm_conv = conv_module(4, 4, 1)
+    x = torch.randn(1, 4, 5, 5)
+    assert gemm_conv.path(x) == "conv2d"  # grad mode on and the weight requires grad
+    y = gemm_conv(x)
+    y.sum().backward()  # training keeps F.conv2d and its backward
+    assert gemm_conv.weight.grad is not None
+    with torch.no_grad():
+        assert gemm_conv.path(x) == "gemm"
+        assert gemm_conv.path(x.double()) == "conv2d"
+        assert gemm_conv.path(torch.randn(1, 4, 0, 5)) == "conv2d"
+    gemm_conv.requires_grad_(False)
+    assert gemm_conv.path(x) == "gemm"  # frozen weights: no grad needed either
+    assert gemm_conv.path(x.requires_grad_()) == "conv2d"
+    with torch.no_grad():
+        assert conv_module(4, 4, 3, pad=0, stride=2).path(x) == "conv2d"
+        assert conv_module(4, 4, 7).path(x) == "conv2d"  # smaller than the kernel: PyTorch's error
+        assert conv_module(4, 4, 3, pad=1).path(x) == "conv2d"  # too few channels for Winograd
+        with pytest.raises(RuntimeError):
+            conv_module(4, 4, 7)(x)
+
+
+def test_winograd_for_wide_3x3_layers_follows_weight_changes():
+    conv = conv_module(512, 512, 3, pad=1, seed=1)
+    x = torch.relu(torch.randn(1, 512, 9, 7)).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert conv.path(x) == "winograd"
+        y = conv(x)
+        assert rel(y, reference(conv, x)) < 1e-5
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        state = conv_module(512, 512, 3, pad=1, seed=2).state_dict()
+        conv.load_state_dict(state)  # in place: the cached transform must be recomputed
+        assert rel(conv(x), reference(conv, x)) < 1e-5
+        conv.weight.mul_(-1)
+        assert rel(conv(x), reference(conv, x)) < 1e-5
+    assert set(conv.state_dict()) == {"weight", "bias"}  # the transform is no state
+    with torch.inference_mode():
+        frozen = conv_module(512, 512, 3, pad=1, seed=3)  # inference tensors: writes untraceable
+        assert frozen.path(x) == "conv2d"
+
+
+def test_runtime_runs_channels_last_and_returns_nchw():
+    text = ('layer { name: "fc" type: "Convolution" bottom: "x" top: "fc" convolution_param '
+            '{ num_output: 6 kernel_size: 3 } } '
+            'layer { name: "relu" type: "ReLU" bottom: "fc" top: "fc" } '
+            'layer { name: "score" type: "Convolution" bottom: "fc" top: "score" convolution_param '
+            '{ num_output: 2 kernel_size: 1 } } '
+            'layer { name: "crop" type: "Crop" bottom: "x" bottom: "score" top: "crop" '
+            'crop_param { axis: 2 offset: 1 } } ')  # a view of the input: not contiguous
+    rng = np.random.default_rng(0)
+    blobs = {"fc": [rng.standard_normal((6, 4, 3, 3)), rng.standard_normal(6)],
+             "score": [rng.standard_normal((2, 6, 1, 1)), rng.standard_normal(2)]}
+    model = net(text, {"x": (1, 4, 8, 8)}, blobs)
+    x = torch.randn(2, 4, 9, 11)
+    ref = model(x, all_blobs=True)  # grad mode: plain NCHW F.conv2d
+    with torch.no_grad():
+        assert model.channels_last_for({"x": x})
+        fast = model(x, all_blobs=True)
+        out = model(x)
+        model.use_channels_last = False
+        plain = model(x)
+    assert set(out) == {"crop"} and set(fast) == set(ref)
+    assert not plain["crop"].is_contiguous()  # the caller's layout, as before
+    for name, value in (*fast.items(), *out.items()):
+        assert value.is_contiguous(), name
+        torch.testing.assert_close(value, ref[name].detach(), rtol=1e-5, atol=1e-5)
+    assert not model.channels_last_for({"x": x.double()})

@@ -127,3 +127,33 @@ def test_any_input_size_gives_a_full_size_score(case):
         with torch.inference_mode():
             score = model(torch.randn(1, 3, height, width))["score"]
         assert score.shape[0] == 1 and score.shape[2:] == (height, width)
+
+
+WIDE_CASES = [c for c in ("voc-fcn8s", "voc-fcn32s", "voc-fcn-alexnet", "siftflow-fcn8s") if c in CASES]
+
+
+@pytest.mark.parametrize("case", WIDE_CASES)
+def test_every_blob_matches_caffe_with_every_fast_path_forced(case, monkeypatch):
+    """The fixtures' nets are narrow, so the runtime's Winograd path (Cin, Cout >= 512) would not
+    run on them: lower its channel threshold so every 3x3 stride-1 conv takes it (conv1_1's pad 100
+    included) next to the GEMM path, and hold every blob to the same budget and argmax."""
+    import convert.layers as layers
+
+    monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 1)
+    model = load_caffe(FIXTURES / case / "net.caffemodel", FIXTURES / case / "net.prototxt")
+    inputs, expected = reference(case)
+    chosen = {}
+    hooks = [step.module.register_forward_pre_hook(
+                 lambda module, args, name=step.name: chosen.__setitem__(name, module.path(args[0])))
+             for step in model.layers() if isinstance(step.module, layers.Convolution)]
+    ours = run(model, inputs)
+    for hook in hooks:
+        hook.remove()
+    assert "winograd" in chosen.values() and "gemm" in chosen.values(), chosen
+    assert set(chosen.values()) <= {"winograd", "gemm", "conv2d"}
+    for name in expected:
+        if name in ours:
+            assert rel_error(ours[name], expected[name]) <= TOLERANCE, name
+            assert ours[name].flags["C_CONTIGUOUS"], name
+    for output in case_meta(case)["outputs"]:
+        np.testing.assert_array_equal(ours[output].argmax(1), expected[output].argmax(1), err_msg=output)

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from convert.gemm import onednn_linear
 from convert.winograd import WinogradConv2d, supports, transform_weight, winograd_conv3x3, winograd_matrices
 
 # max|y - ref| / max|ref| bounds for fp32 data; measured values are ~3x to 10x below these.
@@ -61,7 +62,11 @@ def test_row_chunks_give_the_same_result(rows: int) -> None:
     x = torch.randn(2, 6, 21, 18)
     u = transform_weight(torch.randn(5, 6, 3, 3), 4)
     whole = winograd_conv3x3(x, u, None, 1, rows_per_chunk=100)
-    assert torch.equal(winograd_conv3x3(x, u, None, 1, rows_per_chunk=rows), whole)
+    chunked = winograd_conv3x3(x, u, None, 1, rows_per_chunk=rows)
+    if onednn_linear() is not None:  # one GEMM per row of tiles: the same sums in the same order
+        assert torch.equal(chunked, whole)
+    else:  # torch.bmm may block its sums by the matrix size
+        torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5 * float(whole.abs().max()))
 
 
 def test_without_bias_and_error_size() -> None:
@@ -107,13 +112,18 @@ def test_module_matches_conv_and_reloads_weights() -> None:
 
 
 def test_portable_bmm_path_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    import convert.winograd as winograd
+    """A torch without the private oneDNN linear op takes torch.bmm, with the same accuracy."""
+    import convert.gemm as gemm
 
     x = torch.randn(1, 12, 14, 10)
     w = torch.randn(9, 12, 3, 3) / 10
     ref = F.conv2d(x.double(), w.double(), padding=1)
-    monkeypatch.setattr(winograd, "USE_ONEDNN", False)
+    monkeypatch.setattr(gemm, "_linear_op", None)
+    calls = []
+    real_bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda *a: calls.append(1) or real_bmm(*a))
     assert _rel(winograd_conv3x3(x, transform_weight(w, 4), None, 1), ref) < TOLERANCE[4]
+    assert calls, "the fallback did not run"
 
 
 def test_transform_cache_follows_in_place_writes() -> None:
@@ -125,6 +135,18 @@ def test_transform_cache_follows_in_place_writes() -> None:
     assert cache(w) is first  # unchanged weight: no recomputation
     w.mul_(2)
     assert torch.allclose(cache(w), 2 * first, rtol=1e-6, atol=1e-6)
+    new = torch.randn(4, 3, 3, 3)  # another tensor (load_state_dict(assign=True), .data = ...)
+    assert torch.allclose(cache(new), transform_weight(new), rtol=0, atol=0)
+    assert torch.equal(cache(w), transform_weight(w))
+
+
+def test_transform_cache_does_not_track_inference_tensors() -> None:
+    from convert.winograd import TransformCache
+
+    with torch.inference_mode():
+        w = torch.randn(4, 3, 3, 3)
+    assert not TransformCache.trackable(w)
+    assert TransformCache.trackable(torch.randn(4, 3, 3, 3))
 
 
 @pytest.mark.parametrize("m", [2, 4])
