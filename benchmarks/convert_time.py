@@ -6,6 +6,11 @@ Default MODEL: benchmarks/out/fcn8s-full.caffemodel (see make_fcn8s_caffemodel.p
 bytes), run interleaved with the converter. Peak RSS comes from resource.getrusage(RUSAGE_CHILDREN)
 after each child, i.e. the largest child so far, so each command is measured in its own helper
 process to keep the two apart.
+
+Each timed run starts from the same state: the previous run's output is deleted and os.sync() flushes
+pending writes, both outside the timing. Without that, a run pays for the last run's 513 MiB still
+being written back, and (on this ext4 with online discard) for freeing the old output's blocks:
+in this VM a plain 513 MiB write alone varies from 0.1 to 1.3 s with the writeback state.
 """
 
 from __future__ import annotations
@@ -56,7 +61,10 @@ def main() -> None:
         runs: dict[str, list[dict[str, float]]] = {"read": [], "convert": []}
         probe(read)  # warm the page cache
         for _ in range(args.repeats):
+            os.sync()
             runs["read"].append(probe(read))
+            out.unlink(missing_ok=True)
+            os.sync()
             runs["convert"].append(probe(conv))
         out_size = os.path.getsize(out)
     med = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
