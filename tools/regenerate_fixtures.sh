@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerate every fixture from real Caffe (build it first: tools/caffe/build.sh). About 1.5 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/caffe/python3 tools/caffe/dump_schema.py tests/fixtures/caffe-proto.json   # schema field numbers
+tools/caffe/python3 tools/caffe/make_fixtures.py                                  # zoo, classifiers, V1, layer nets
+tools/caffe/python3 tools/caffe/make_surgery_fixture.py                           # Caffe's own net surgery
+python3 tools/make_trained_fixture.py                                             # train in Caffe, score there
+cp tests/fixtures/voc-fcn8s/net.caffemodel fcn_ref/demo/fcn8s-tiny.caffemodel     # the README's demo model
+git status --short tests/fixtures fcn_ref/demo
