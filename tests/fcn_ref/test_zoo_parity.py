@@ -29,6 +29,14 @@ ZOO = {
     "nyud-fcn32s-color-hha": "nyud-fcn32s-color-hha",
     "nyud-fcn32s-color-d": "nyud-fcn32s-color-d",
     "cvpr-fcn8s": "cvpr-fcn8s",
+    "siftflow-fcn32s": "siftflow-fcn32s",
+    "siftflow-fcn16s": "siftflow-fcn16s",
+    "pascalcontext-fcn32s": "fcn32s",
+    "pascalcontext-fcn16s": "fcn16s",
+    "nyud-fcn32s-color": "fcn32s",
+    "nyud-fcn32s-hha": "fcn32s",
+    "cvpr-fcn32s": "cvpr-fcn32s",
+    "cvpr-fcn16s": "cvpr-fcn16s",
 }
 CLASSIFIERS = ("vgg16-classifier", "caffenet-classifier")
 TOLERANCE = 1e-5

@@ -107,7 +107,7 @@ def check_reference(case: nets.Case, blobs: dict[str, np.ndarray], outputs: list
         assert np.ptp(blobs[out]) > 0, (case.name, out, "constant")
 
 
-def check_legacy_cvpr(path: str, weights: dict[str, list[np.ndarray]], prototxt: str) -> None:
+def check_legacy_cvpr(path: str, weights: dict[str, list[np.ndarray]], prototxt: str, expected_crops: int) -> None:
     """The hand-spliced CROP layers must parse back, and BVLC Caffe must refuse the V1 files."""
     parsed = caffe_pb2.NetParameter()
     with open(path, "rb") as f:
@@ -120,7 +120,7 @@ def check_legacy_cvpr(path: str, weights: dict[str, list[np.ndarray]], prototxt:
         got = [np.array(b.data, np.float32) for b in layer.blobs]
         want = [w.ravel() for w in weights.get(layer.name, [])]
         assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want)), layer.name
-    assert crops == 3, crops
+    assert crops == expected_crops, (crops, expected_crops)
     probe = "import caffe, sys; caffe.Net(sys.argv[1], caffe.TEST)"
     run = subprocess.run([sys.executable, "-c", probe, prototxt], capture_output=True, text=True)
     assert run.returncode != 0, "BVLC Caffe unexpectedly loaded the CVPR V1 prototxt"
@@ -158,6 +158,36 @@ def crop_only_blobs(case: nets.Case) -> set[str]:
         for i, bottom in enumerate(layer.bottom):
             consumers.setdefault(bottom, []).append((layer.type, i))
     return {blob for blob, uses in consumers.items() if all(t == "Crop" and i == 0 for t, i in uses)}
+
+
+def large_blobs(case: nets.Case, blobs: dict[str, np.ndarray], outputs: list[str]) -> set[str]:
+    """Blobs over the case's max_blob values (reduced cases keep their head only) and the inputs'
+    copies (they are in inputs/); never an output, so the end-to-end comparison is always there."""
+    if case.max_blob is None:
+        return set()
+    inputs = {top for layer in case.net.layer if layer.type == "Input" for top in layer.top}
+    return inputs | {b for b, array in blobs.items() if array.size > case.max_blob and b not in outputs}
+
+
+def open_reference(path: str, compact: bool) -> h5py.File:
+    """reference.h5 for writing. `compact`: the HDF5 1.10 format (Caffe's h5py has 1.10), whose
+    chunk index halves a file of a few dozen small datasets; its object headers would record
+    modification times, so time tracking is off to keep reruns byte-identical."""
+    if not compact:
+        return h5py.File(path, "w")
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V110, h5py.h5f.LIBVER_V110)
+    return h5py.File(h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
+
+
+def new_group(f: h5py.File, name: str, compact: bool) -> h5py.Group:
+    if not compact:
+        return f.create_group(name)
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    return h5py.Group(h5py.h5g.create(f.id, name.encode(), gcpl=gcpl))
 
 
 def params_digest(params) -> dict:
@@ -217,22 +247,30 @@ def generate(case: nets.Case, root: str) -> dict:
         with open(path("v1.caffemodel"), "wb") as f:
             f.write(v1.caffemodel())
         if case.legacy_cvpr:
-            check_legacy_cvpr(path("v1.caffemodel"), weights, path("v1.prototxt"))
+            crops = sum(layer.type == "Crop" for layer in case.net.layer)
+            check_legacy_cvpr(path("v1.caffemodel"), weights, path("v1.prototxt"), crops)
         else:
             v1net = caffe.Net(path("v1.prototxt"), caffe.TEST, weights=path("v1.caffemodel"))
             same_blobs(case.name + " (v1)", blobs, forward(v1net, inputs, keep))
             write_json(path("params-v1.json"), params_digest(v1net.params))
             del v1net
 
-    with h5py.File(path("reference.h5"), "w") as f:
+    compact = case.max_blob is not None  # the older cases keep their bytes
+    with open_reference(path("reference.h5"), compact) as f:
         f.attrs["caffe_commit"] = CAFFE_COMMIT
         f.attrs["caffe_source"] = CAFFE_SOURCE
         f.attrs["generator"] = f"tools/caffe/make_fixtures.py v{GENERATOR_VERSION}"
         f.attrs["seed"] = seed
-        write_arrays(f.create_group("inputs"), inputs, compress=True)
+        write_arrays(new_group(f, "inputs", compact), inputs, compress=True)
         omitted = sorted(b for b in crop_only_blobs(case) if b in blobs and blobs[b].size > CROP_ONLY_OMIT_ABOVE)
         f.attrs["omitted_crop_only_blobs"] = ",".join(omitted)
-        write_arrays(f.create_group("blobs"), {k: v for k, v in blobs.items() if k not in omitted}, compress=True)
+        large = sorted(large_blobs(case, blobs, outputs) - set(omitted))
+        if case.max_blob is not None:  # attribute only where the case asks, so old files stay identical
+            f.attrs["max_blob"] = case.max_blob
+            f.attrs["omitted_large_blobs"] = ",".join(large)
+        omitted = set(omitted) | set(large)
+        write_arrays(new_group(f, "blobs", compact), {k: v for k, v in blobs.items() if k not in omitted},
+                     compress=True)
     meta = {"inputs": list(inputs), "outputs": outputs, "architecture": case.architecture,
             "crop_offsets": case.crop_offsets, "notes": case.notes}
     with open(path("case.json"), "w") as f:

@@ -47,7 +47,8 @@ class Case:
     input_scale: dict[str, float] = field(default_factory=dict)  # input -> std (default 1)
     v1: bool = False  # also write v1.prototxt / v1.caffemodel (legacy V1 format)
     hdf5: bool = False  # also write net.caffemodel.h5 (Caffe's own save_hdf5)
-    legacy_cvpr: bool = False  # v1 files are the CVPR-era FCN-8s with CROP layers (see make_fixtures)
+    legacy_cvpr: bool = False  # v1 files are a CVPR-era FCN with CROP layers (see make_fixtures)
+    max_blob: int | None = None  # reference.h5 leaves out larger blobs (never inputs or outputs)
 
 
 # ----------------------------------------------------------------------------- weight helpers
@@ -76,6 +77,17 @@ def perturbed_bilinear(shapes: list[tuple[int, ...]], rng: np.random.RandomState
     if len(blobs) > 1:
         blobs[1] = rng.normal(0, 0.5, shapes[1]).astype(np.float32)
     return blobs
+
+
+# At-once nets: pool4 and pool3 are scaled by these constants (Scale layers) before scoring.
+SKIP_SCALES = {"pool4": 0.01, "pool3": 0.0001}
+
+
+def bilinear_random_bias(shapes: list[tuple[int, ...]], rng: np.random.RandomState) -> list[np.ndarray]:
+    """A fixed deconv that has a bias blob (CVPR 32s 'upsample'): bilinear diagonal and a random
+    bias, so that a reader which dropped the bias would show in the outputs."""
+    blobs = bilinear_diagonal(shapes, rng)
+    return blobs[:1] + [rng.normal(0, 0.5, s).astype(np.float32) for s in shapes[1:]]
 
 
 def constant_scale(value: float) -> Init:
@@ -184,39 +196,50 @@ def vgg_trunk(n: NetSpec, bottom, suffix: str = "", first: str = "conv1_1",
     return n["drop7" + s]
 
 
-def fcn8s_head(n: NetSpec, top, k: int, suffix: str = "", scale_skips: bool = False):
-    """score_fr -> upscore2 (+pool4) -> upscore_pool4 (+pool3) -> upscore8 -> crop, as R's 8s."""
+FINAL_UPSAMPLE = {32: "upscore", 16: "upscore16", 8: "upscore8"}  # R's name of the last deconv
+# Offsets coord_map.crop writes for the VGG trunk (conv1_1 pad 100): skip crops, then the final one.
+FINAL_CROP = {32: 19, 16: 27, 8: 31}
+
+
+def fcn_head(n: NetSpec, top, k: int, stride: int = 8, suffix: str = "", scale_skips: bool = False,
+             like=None) -> dict[str, list[int]]:
+    """score_fr -> [upscore2 (+pool4) -> [upscore_pool4 (+pool3)]] -> final deconv -> crop, as R's
+    32s/16s/8s heads (layer order included); returns the crop offsets by crop top."""
     s = suffix
     n["score_fr" + s] = score_conv(top, k)
-    n["upscore2" + s] = upsample(n["score_fr" + s], k, 4, 2)
-    pool4, pool3 = n.pool4, n.pool3
-    if scale_skips:
-        n.scale_pool4 = L.Scale(pool4, filler=dict(type="constant", value=0.01), param=FROZEN)
-        pool4 = n.scale_pool4
-    n["score_pool4" + s] = score_conv(pool4, k)
-    n["score_pool4" + s + "c"] = crop(n["score_pool4" + s], n["upscore2" + s], 5)
-    n["fuse_pool4" + s] = L.Eltwise(n["upscore2" + s], n["score_pool4" + s + "c"],
-                                    operation=P.Eltwise.SUM)
-    n["upscore_pool4" + s] = upsample(n["fuse_pool4" + s], k, 4, 2)
-    if scale_skips:
-        n.scale_pool3 = L.Scale(pool3, filler=dict(type="constant", value=0.0001), param=FROZEN)
-        pool3 = n.scale_pool3
-    n["score_pool3" + s] = score_conv(pool3, k)
-    n["score_pool3" + s + "c"] = crop(n["score_pool3" + s], n["upscore_pool4" + s], 9)
-    n["fuse_pool3" + s] = L.Eltwise(n["upscore_pool4" + s], n["score_pool3" + s + "c"],
-                                    operation=P.Eltwise.SUM)
-    n["upscore8" + s] = upsample(n["fuse_pool3" + s], k, 16, 8)
-    n["score" + s] = crop(n["upscore8" + s], n.data, 31)
-    return {f"score_pool4{s}c": [5], f"score_pool3{s}c": [9], f"score{s}": [31]}
+    prev = n["score_fr" + s]
+    offsets = {}
+    skips = [("pool4", "upscore2", "fuse_pool4", 5), ("pool3", "upscore_pool4", "fuse_pool3", 9)]
+    for pool, up, fuse, offset in skips[:{32: 0, 16: 1, 8: 2}[stride]]:
+        n[up + s] = upsample(prev, k, 4, 2)
+        bottom = n[pool]
+        if scale_skips:
+            n["scale_" + pool] = L.Scale(bottom, filler=dict(type="constant", value=SKIP_SCALES[pool]),
+                                         param=FROZEN)
+            bottom = n["scale_" + pool]
+        n[f"score_{pool}{s}"] = score_conv(bottom, k)
+        n[f"score_{pool}{s}c"] = crop(n[f"score_{pool}{s}"], n[up + s], offset)
+        n[fuse + s] = L.Eltwise(n[up + s], n[f"score_{pool}{s}c"], operation=P.Eltwise.SUM)
+        offsets[f"score_{pool}{s}c"] = [offset]
+        prev = n[fuse + s]
+    n[FINAL_UPSAMPLE[stride] + s] = upsample(prev, k, 2 * stride, stride)
+    n["score" + s] = crop(n[FINAL_UPSAMPLE[stride] + s], n.data if like is None else like, FINAL_CROP[stride])
+    offsets["score" + s] = [FINAL_CROP[stride]]
+    return offsets
 
 
-def vgg_arch(name: str, k: int, in_channels: int | None = 3, **extra) -> dict:
+def fcn8s_head(n: NetSpec, top, k: int, suffix: str = "", scale_skips: bool = False) -> dict[str, list[int]]:
+    """R's 8s head (train_synthetic.py builds its net with it)."""
+    return fcn_head(n, top, k, 8, suffix=suffix, scale_skips=scale_skips)
+
+
+def vgg_arch(name: str, k: int, in_channels: int | None = 3, widths=VGG_WIDTHS, fc=VGG_FC, **extra) -> dict:
     """case.json "architecture" for a VGG-trunk FCN, in convert.architectures' vocabulary:
     fcn_ref model name plus the kwargs that rebuild these reduced nets (per-stage widths)."""
     kwargs = dict(num_classes=k)
     if in_channels is not None:  # the two-trunk color-hha model has no single input width
         kwargs["in_channels"] = in_channels
-    kwargs.update(widths=list(VGG_WIDTHS), fc_widths=[VGG_FC, VGG_FC], **extra)
+    kwargs.update(widths=list(widths), fc_widths=[fc, fc], **extra)
     return dict(name=name, kwargs=kwargs)
 
 
@@ -228,61 +251,57 @@ def named(net: NetSpec, name: str) -> caffe_pb2.NetParameter:
 
 # ----------------------------------------------------------------------------- zoo nets
 
-def voc_fcn32s(k=5, name="voc-fcn32s", hw=(37, 53)):
+# The reduced cases (the other datasets' 32s/16s nets, the CVPR 32s/16s) repeat graphs that the
+# cases above already check blob by blob; they pin down layer names, head wiring, crops and
+# recognition. To keep tests/fixtures under 33 MB they are cut further: narrower trunks, 3 classes
+# (SIFT Flow _geo 2), and reference.h5 keeps only the blobs of at most REDUCED_MAX_BLOB values and
+# the outputs (the wide pad-100 trunk blobs are left out; the outputs still check them end to end).
+REDUCED_WIDTHS = (2, 2, 4, 4, 4)
+REDUCED_FC = 8
+REDUCED_MAX_BLOB = 1024
+REDUCED = ("widths (2, 2, 4, 4, 4), fc 8, reference.h5 holds the blobs of at most "
+           f"{REDUCED_MAX_BLOB} values (head and outputs; the trunk is covered blob by blob by the "
+           "voc cases)")
+
+
+def vgg_fcn(name: str, stride: int, k: int, hw: tuple[int, int], notes: str, arch: str | None = None,
+            widths=VGG_WIDTHS, fc=VGG_FC, scale_skips: bool = False, **case) -> Case:
+    """R's one-head VGG FCN-{32,16,8}s net.py in deploy form (voc-, pascalcontext-, nyud-fcn32s-color
+    and -hha: the same graph, input blob 'data'); `case` goes to Case (hdf5, init, max_blob)."""
     n = NetSpec()
     n.data = data_input(1, 3, *hw)
-    top = vgg_trunk(n, n.data)
-    n.score_fr = score_conv(top, k)
-    n.upscore = upsample(n.score_fr, k, 64, 32)
-    n.score = crop(n.upscore, n.data, 19)
-    return Case(name, named(n, name), architecture=vgg_arch("fcn32s", k),
-                crop_offsets={"score": [19]}, input_scale={"data": 50.0},
-                notes="R voc-fcn32s/net.py in deploy form, widths /16 (fc /128), 5 classes instead "
-                      "of 21 (" + FEW_CLASSES + "), random weights, bilinear diagonal upscore.")
+    top = vgg_trunk(n, n.data, widths=widths, fc=fc)
+    offsets = fcn_head(n, top, k, stride, scale_skips=scale_skips)
+    arch = arch or f"fcn{stride}s"
+    return Case(name, named(n, name), architecture=vgg_arch(arch, k, widths=widths, fc=fc),
+                crop_offsets=offsets, input_scale={"data": 50.0}, notes=notes, **case)
+
+
+def voc_fcn32s():
+    return vgg_fcn("voc-fcn32s", 32, 5, (37, 53),
+                   notes="R voc-fcn32s/net.py in deploy form, widths /16 (fc /128), 5 classes instead "
+                         "of 21 (" + FEW_CLASSES + "), random weights, bilinear diagonal upscore.")
 
 
 def voc_fcn16s():
-    k, name = 7, "voc-fcn16s"
-    n = NetSpec()
-    n.data = data_input(1, 3, 37, 53)
-    top = vgg_trunk(n, n.data)
-    n.score_fr = score_conv(top, k)
-    n.upscore2 = upsample(n.score_fr, k, 4, 2)
-    n.score_pool4 = score_conv(n.pool4, k)
-    n.score_pool4c = crop(n.score_pool4, n.upscore2, 5)
-    n.fuse_pool4 = L.Eltwise(n.upscore2, n.score_pool4c, operation=P.Eltwise.SUM)
-    n.upscore16 = upsample(n.fuse_pool4, k, 32, 16)
-    n.score = crop(n.upscore16, n.data, 27)
-    return Case(name, named(n, name), architecture=vgg_arch("fcn16s", k),
-                crop_offsets={"score_pool4c": [5], "score": [27]}, input_scale={"data": 50.0},
-                notes="R voc-fcn16s/net.py in deploy form, widths /16 (fc /128), 7 classes instead "
-                      "of 21 (" + FEW_CLASSES + "), random weights, bilinear diagonal deconvs.")
+    return vgg_fcn("voc-fcn16s", 16, 7, (37, 53),
+                   notes="R voc-fcn16s/net.py in deploy form, widths /16 (fc /128), 7 classes instead "
+                         "of 21 (" + FEW_CLASSES + "), random weights, bilinear diagonal deconvs.")
 
 
-def voc_fcn8s(k=21, name="voc-fcn8s", hw=(37, 53), hdf5=True):
-    n = NetSpec()
-    n.data = data_input(1, 3, *hw)
-    top = vgg_trunk(n, n.data)
-    offsets = fcn8s_head(n, top, k)
-    return Case(name, named(n, name), architecture=vgg_arch("fcn8s", k),
-                crop_offsets=offsets, input_scale={"data": 50.0}, hdf5=hdf5,
-                notes=f"R {name}/net.py in deploy form, widths /16 (fc /128), random weights, "
-                      "bilinear diagonal deconvs.")
+def voc_fcn8s():
+    return vgg_fcn("voc-fcn8s", 8, 21, (37, 53), hdf5=True,
+                   notes="R voc-fcn8s/net.py in deploy form, widths /16 (fc /128), random weights, "
+                         "bilinear diagonal deconvs.")
 
 
 def voc_fcn8s_atonce():
-    k, name = 11, "voc-fcn8s-atonce"
-    n = NetSpec()
-    n.data = data_input(1, 3, 37, 53)
-    top = vgg_trunk(n, n.data)
-    offsets = fcn8s_head(n, top, k, scale_skips=True)
-    return Case(name, named(n, name),
-                architecture=vgg_arch("fcn8s-atonce", k),
-                crop_offsets=offsets, input_scale={"data": 50.0}, hdf5=True,
-                init={"scale_pool4": constant_scale(0.01), "scale_pool3": constant_scale(0.0001)},
-                notes="R voc-fcn8s-atonce/net.py in deploy form: Scale scale_pool4 (0.01 per "
-                      "channel) and scale_pool3 (0.0001) before score_pool4/3; widths /16 (fc /128), 11 "
-                      "classes instead of 21 (" + FEW_CLASSES + ").")
+    return vgg_fcn("voc-fcn8s-atonce", 8, 11, (37, 53), arch="fcn8s-atonce", scale_skips=True, hdf5=True,
+                   init={"scale_pool4": constant_scale(SKIP_SCALES["pool4"]),
+                         "scale_pool3": constant_scale(SKIP_SCALES["pool3"])},
+                   notes="R voc-fcn8s-atonce/net.py in deploy form: Scale scale_pool4 (0.01 per "
+                         "channel) and scale_pool3 (0.0001) before score_pool4/3; widths /16 (fc /128), 11 "
+                         "classes instead of 21 (" + FEW_CLASSES + ").")
 
 
 def alexnet_features(n: NetSpec, w, first_pad: int, param) -> None:
@@ -321,41 +340,81 @@ def voc_fcn_alexnet():
                       "instead of 21 (" + FEW_CLASSES + ").")
 
 
-def siftflow_fcn8s():
-    name = "siftflow-fcn8s"
+def siftflow_fcn(stride: int = 8, sem: int = 33, geo: int = 3, hw=(27, 37), widths=VGG_WIDTHS, fc=VGG_FC,
+                 notes: str | None = None, **case) -> Case:
+    """R siftflow-fcn{32,16,8}s/net.py: one trunk, then the whole _sem head, then the whole _geo head."""
+    name = f"siftflow-fcn{stride}s"
     n = NetSpec()
-    n.data = data_input(1, 3, 27, 37)
-    top = vgg_trunk(n, n.data)
+    n.data = data_input(1, 3, *hw)
+    top = vgg_trunk(n, n.data, widths=widths, fc=fc)
     offsets = {}
-    # R's layer order: the whole _sem head, then the whole _geo head.
-    for s, k in (("_sem", 33), ("_geo", 3)):
-        n["score_fr" + s] = score_conv(top, k)
-        n["upscore2" + s] = upsample(n["score_fr" + s], k, 4, 2)
-        n["score_pool4" + s] = score_conv(n.pool4, k)
-        n["score_pool4" + s + "c"] = crop(n["score_pool4" + s], n["upscore2" + s], 5)
-        n["fuse_pool4" + s] = L.Eltwise(n["upscore2" + s], n["score_pool4" + s + "c"],
-                                        operation=P.Eltwise.SUM)
-        n["upscore_pool4" + s] = upsample(n["fuse_pool4" + s], k, 4, 2)
-        n["score_pool3" + s] = score_conv(n.pool3, k)
-        n["score_pool3" + s + "c"] = crop(n["score_pool3" + s], n["upscore_pool4" + s], 9)
-        n["fuse_pool3" + s] = L.Eltwise(n["upscore_pool4" + s], n["score_pool3" + s + "c"],
-                                        operation=P.Eltwise.SUM)
-        n["upscore8" + s] = upsample(n["fuse_pool3" + s], k, 16, 8)
-        n["score" + s] = crop(n["upscore8" + s], n.data, 31)
-        offsets.update({f"score_pool4{s}c": [5], f"score_pool3{s}c": [9], f"score{s}": [31]})
-    return Case(name, named(n, name),
-                architecture=vgg_arch("siftflow-fcn8s", 33, num_geometric=3),
-                crop_offsets=offsets, input_scale={"data": 50.0},
-                notes="R siftflow-fcn8s/net.py in deploy form: two heads (_sem 33 classes, _geo 3), "
+    for s, k in (("_sem", sem), ("_geo", geo)):
+        offsets.update(fcn_head(n, top, k, stride, suffix=s))
+    notes = notes or (f"R {name}/net.py in deploy form: two heads (_sem {sem} classes, _geo {geo}), "
                       "outputs score_sem and score_geo; widths /16 (fc /128).")
+    return Case(name, named(n, name),
+                architecture=vgg_arch(name, sem, widths=widths, fc=fc, num_geometric=geo),
+                crop_offsets=offsets, input_scale={"data": 50.0}, notes=notes, **case)
+
+
+def siftflow_fcn8s():
+    return siftflow_fcn(8)
+
+
+def siftflow_fcn32s():
+    return siftflow_fcn(32, sem=3, geo=2, widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB,
+                        notes="R siftflow-fcn32s/net.py in deploy form: score_fr_sem -> upscore_sem "
+                              "64/32 -> score_sem (crop 19), then the same _geo head; _sem 3 classes "
+                              "instead of 33 and _geo 2 instead of 3 (" + FEW_CLASSES + "); " + REDUCED + ".")
+
+
+def siftflow_fcn16s():
+    return siftflow_fcn(16, sem=3, geo=2, hw=(29, 27), widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB,
+                        notes="R siftflow-fcn16s/net.py in deploy form: per head score_fr, upscore2, "
+                              "score_pool4 (crop 5), fuse_pool4, upscore16 32/16, score (crop 27), "
+                              "suffixed _sem then _geo; _sem 3 classes instead of 33 and _geo 2 instead of 3 (" +
+                              FEW_CLASSES +
+                              "); " + REDUCED + ".")
+
+
+def pascalcontext_fcn(stride: int, k: int, hw=(25, 45), **reduced) -> Case:
+    name = f"pascalcontext-fcn{stride}s"
+    notes = (f"R {name}/net.py in deploy form (60 classes, same layers as voc-fcn{stride}s); widths /16 "
+             "(fc /128); input 25x45 (fc6 1x2) keeps the 60-class blobs small.")
+    if reduced:
+        notes = (f"R {name}/net.py in deploy form (same layers as voc-fcn{stride}s), {k} classes instead "
+                 f"of 60 ({FEW_CLASSES}; pascalcontext-fcn8s has all 60); {REDUCED}.")
+    return vgg_fcn(name, stride, k, hw, notes=notes, **reduced)
 
 
 def pascalcontext_fcn8s():
-    case = voc_fcn8s(k=60, name="pascalcontext-fcn8s", hw=(25, 45), hdf5=False)
-    case.notes = ("R pascalcontext-fcn8s/net.py in deploy form (60 classes, same layers as "
-                  "voc-fcn8s); widths /16 (fc /128); input 25x45 (fc6 1x2) keeps the 60-class "
-                  "blobs small.")
-    return case
+    return pascalcontext_fcn(8, 60)
+
+
+def pascalcontext_fcn32s():
+    return pascalcontext_fcn(32, 3, hw=(27, 33), widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB)
+
+
+def pascalcontext_fcn16s():
+    return pascalcontext_fcn(16, 3, hw=(33, 29), widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB)
+
+
+def nyud_fcn32s_single(modality: str, hw: tuple[int, int]) -> Case:
+    """nyud-fcn32s-color and -hha: voc-fcn32s's graph on one 3-channel input, still called 'data'."""
+    name = f"nyud-fcn32s-{modality}"
+    what = {"color": "BGR color", "hha": "HHA (disparity, height, angle)"}[modality]
+    return vgg_fcn(name, 32, 3, hw, widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB,
+                   notes=f"R {name}/net.py in deploy form: the voc-fcn32s graph on {what} in the blob "
+                         f"'data' (score_fr, upscore 64/32, score crop 19); 3 classes instead of 40 "
+                         f"({FEW_CLASSES}); {REDUCED}.")
+
+
+def nyud_fcn32s_color():
+    return nyud_fcn32s_single("color", (29, 31))
+
+
+def nyud_fcn32s_hha():
+    return nyud_fcn32s_single("hha", (31, 29))
 
 
 def nyud_fcn32s_color_hha():
@@ -451,34 +510,36 @@ def caffenet_classifier():
                       "written in the legacy V1 format; Caffe loads it and matches reference.h5.")
 
 
-# ----------------------------------------------------------------------------- CVPR-era FCN-8s
+# ----------------------------------------------------------------------------- CVPR-era FCNs
 
 CVPR_RENAMES = {"score_fr": "score-fr", "crop4": "crop", "fuse4": "fuse", "crop3": "crop",
                 "fuse3": "fuse", "crop_out": "crop"}
 
 
-def cvpr_fcn8s():
-    """Modern equivalent of the CVPR-era fcn-8s-pascal deploy net (V1 'layers', type CROP).
+def cvpr_fcn(stride: int, k: int, notes: str, hw=(53, 37), widths=VGG_WIDTHS, fc=VGG_FC, **case) -> Case:
+    """Modern equivalent of a CVPR-era fcn-{32,16,8}s-pascal deploy net (V1 'layers', type CROP).
 
-    Layer names and tops follow the CVPR gist (as copied by crfasrnn): score-fr writes 'score',
-    the three crops are all named 'crop' and both fuses 'fuse'. Branch F's CropLayer computed the
-    offsets itself; here they are explicit (5, 9, 31), which is what F derives.
+    Layer names and tops follow the CVPR gists (the 8s as copied by crfasrnn): score-fr writes
+    'score', every crop is named 'crop' and every fuse 'fuse'. 8s: score2 (4/2, learned, bias),
+    score4 (4/2, learned, no bias), upsample 16/8 fixed without bias. 16s: score2, then upsample
+    32/16 fixed without bias. 32s: upsample 64/32 fixed (blobs_lr 0 0) WITH its default bias blob.
+    Branch F's CropLayer computed the offsets itself; here they are explicit (19 / 5, 27 / 5, 9,
+    31), which is what F derives.
     """
-    k, name = 21, "cvpr-fcn8s"
+    name = f"cvpr-fcn{stride}s"
     conv_param = dict(engine=P.Convolution.CAFFE)  # the CVPR files name the engine
     n = NetSpec()
-    n.data = data_input(1, 3, 53, 37)
+    n.data = data_input(1, 3, *hw)
 
     def cconv(bottom, nout, ks=3, pad=1):
         return L.Convolution(bottom, param=CONV_PARAM,
                              convolution_param=dict(conv_param, num_output=nout, kernel_size=ks, pad=pad))
 
-    w, fc = VGG_WIDTHS, VGG_FC
     prev = n.data
     for stage, count in enumerate([2, 2, 3, 3, 3], start=1):
         for i in range(1, count + 1):
             pad = 100 if (stage, i) == (1, 1) else 1
-            n[f"conv{stage}_{i}"] = cconv(prev, w[stage - 1], pad=pad)
+            n[f"conv{stage}_{i}"] = cconv(prev, widths[stage - 1], pad=pad)
             n[f"relu{stage}_{i}"] = L.ReLU(n[f"conv{stage}_{i}"], in_place=True)
             prev = n[f"relu{stage}_{i}"]
         n[f"pool{stage}"] = max_pool(prev)
@@ -491,46 +552,90 @@ def cvpr_fcn8s():
     n.drop7 = L.Dropout(n.relu7, dropout_ratio=0.5, in_place=True)
     n.score = L.Convolution(n.drop7, name="score_fr", param=CONV_PARAM,
                             convolution_param=dict(conv_param, num_output=k, kernel_size=1, pad=0))
-    n.score2 = L.Deconvolution(n.score, param=CONV_PARAM,
-                               convolution_param=dict(num_output=k, kernel_size=4, stride=2))
-    n["score-pool4"] = L.Convolution(n.pool4, param=CONV_PARAM,
-                                     convolution_param=dict(conv_param, num_output=k, kernel_size=1, pad=0))
-    n["score-pool4c"] = L.Crop(n["score-pool4"], n.score2, name="crop4",
-                               crop_param=dict(axis=2, offset=5))
-    n["score-fused"] = L.Eltwise(n.score2, n["score-pool4c"], name="fuse4", operation=P.Eltwise.SUM)
-    n.score4 = L.Deconvolution(n["score-fused"], param=[dict(lr_mult=1, decay_mult=1)],
-                               convolution_param=dict(num_output=k, kernel_size=4, stride=2,
-                                                      bias_term=False))
-    n["score-pool3"] = L.Convolution(n.pool3, param=CONV_PARAM,
-                                     convolution_param=dict(conv_param, num_output=k, kernel_size=1, pad=0))
-    n["score-pool3c"] = L.Crop(n["score-pool3"], n.score4, name="crop3",
-                               crop_param=dict(axis=2, offset=9))
-    n["score-final"] = L.Eltwise(n.score4, n["score-pool3c"], name="fuse3", operation=P.Eltwise.SUM)
-    n.bigscore = L.Deconvolution(n["score-final"], name="upsample", param=[dict(lr_mult=0)],
-                                 convolution_param=dict(num_output=k, kernel_size=16, stride=8,
-                                                        bias_term=False))
-    n.upscore = L.Crop(n.bigscore, n.data, name="crop_out", crop_param=dict(axis=2, offset=31))
+    prev, offsets, init = n.score, {}, {}
+    if stride <= 16:
+        n.score2 = L.Deconvolution(n.score, param=CONV_PARAM,
+                                   convolution_param=dict(num_output=k, kernel_size=4, stride=2))
+        n["score-pool4"] = L.Convolution(n.pool4, param=CONV_PARAM,
+                                         convolution_param=dict(conv_param, num_output=k, kernel_size=1, pad=0))
+        n["score-pool4c"] = L.Crop(n["score-pool4"], n.score2, name="crop4",
+                                   crop_param=dict(axis=2, offset=5))
+        n["score-fused"] = L.Eltwise(n.score2, n["score-pool4c"], name="fuse4", operation=P.Eltwise.SUM)
+        prev, offsets["score-pool4c"], init["score2"] = n["score-fused"], [5], perturbed_bilinear
+    if stride == 8:
+        n.score4 = L.Deconvolution(n["score-fused"], param=[dict(lr_mult=1, decay_mult=1)],
+                                   convolution_param=dict(num_output=k, kernel_size=4, stride=2,
+                                                          bias_term=False))
+        n["score-pool3"] = L.Convolution(n.pool3, param=CONV_PARAM,
+                                         convolution_param=dict(conv_param, num_output=k, kernel_size=1, pad=0))
+        n["score-pool3c"] = L.Crop(n["score-pool3"], n.score4, name="crop3",
+                                   crop_param=dict(axis=2, offset=9))
+        n["score-final"] = L.Eltwise(n.score4, n["score-pool3c"], name="fuse3", operation=P.Eltwise.SUM)
+        prev, offsets["score-pool3c"], init["score4"] = n["score-final"], [9], perturbed_bilinear
+    if stride == 32:  # blobs_lr 0 0 and no bias_term: false, so the fixed deconv has a bias blob
+        n.bigscore = L.Deconvolution(prev, name="upsample", param=[dict(lr_mult=0), dict(lr_mult=0)],
+                                     convolution_param=dict(num_output=k, kernel_size=64, stride=32))
+        init["upsample"] = bilinear_random_bias
+    else:
+        n.bigscore = L.Deconvolution(prev, name="upsample", param=[dict(lr_mult=0)],
+                                     convolution_param=dict(num_output=k, kernel_size=2 * stride,
+                                                            stride=stride, bias_term=False))
+    n.upscore = L.Crop(n.bigscore, n.data, name="crop_out", crop_param=dict(axis=2, offset=FINAL_CROP[stride]))
+    offsets["upscore"] = [FINAL_CROP[stride]]
     proto = named(n, name)
     for layer in proto.layer:
         layer.name = CVPR_RENAMES.get(layer.name, layer.name)
-    return Case(name, proto, architecture=vgg_arch("cvpr-fcn8s", k, deconv_bias=["score2"]),
-                crop_offsets={"score-pool4c": [5], "score-pool3c": [9], "upscore": [31]},
-                input_scale={"data": 50.0},
-                v1=True, legacy_cvpr=True,
-                init={"score2": perturbed_bilinear, "score4": perturbed_bilinear},
-                notes="CVPR-era FCN-8s (fcn-8s-pascal): v1.prototxt/v1.caffemodel use V1 'layers' "
-                      "with the CVPR names (score-fr -> top score, score2 4/2 deconv with a learned "
-                      "bias, score-pool4, crop, fuse, score4 4/2 learned no bias, score-pool3, crop, "
-                      "fuse -> score-final, upsample 16/8 fixed no bias -> bigscore, crop -> upscore), "
-                      "type CROP = enum 40 (longjon/caffe future only) without parameters. BVLC Caffe "
-                      "cannot load the V1 files, so reference.h5 comes from real Caffe running the "
-                      "SAME weights through net.prototxt/net.caffemodel, the modern equivalent with "
-                      "explicit Crop offsets 5, 9, 31 (axis 2). The three crop layers are all named "
-                      "'crop' and both fuses 'fuse' (as in the CVPR files), so crop_offsets is keyed "
-                      "by each crop's top blob (score-pool4c, score-pool3c, upscore). score2/score4 are "
-                      "bilinear plus noise (learned), upsample is exact bilinear. Widths /16 (fc /128).")
+    bias = [layer.name for layer in proto.layer if layer.type == "Deconvolution"
+            and layer.convolution_param.bias_term]
+    return Case(name, proto, architecture=vgg_arch(name, k, widths=widths, fc=fc, deconv_bias=bias),
+                crop_offsets=offsets, input_scale={"data": 50.0}, v1=True, legacy_cvpr=True,
+                init=init, notes=notes, **case)
+
+
+def cvpr_fcn8s():
+    return cvpr_fcn(
+        8, 21,
+        notes="CVPR-era FCN-8s (fcn-8s-pascal): v1.prototxt/v1.caffemodel use V1 'layers' "
+              "with the CVPR names (score-fr -> top score, score2 4/2 deconv with a learned "
+              "bias, score-pool4, crop, fuse, score4 4/2 learned no bias, score-pool3, crop, "
+              "fuse -> score-final, upsample 16/8 fixed no bias -> bigscore, crop -> upscore), "
+              "type CROP = enum 40 (longjon/caffe future only) without parameters. BVLC Caffe "
+              "cannot load the V1 files, so reference.h5 comes from real Caffe running the "
+              "SAME weights through net.prototxt/net.caffemodel, the modern equivalent with "
+              "explicit Crop offsets 5, 9, 31 (axis 2). The three crop layers are all named "
+              "'crop' and both fuses 'fuse' (as in the CVPR files), so crop_offsets is keyed "
+              "by each crop's top blob (score-pool4c, score-pool3c, upscore). score2/score4 are "
+              "bilinear plus noise (learned), upsample is exact bilinear. Widths /16 (fc /128).")
+
+
+def cvpr_fcn32s():
+    return cvpr_fcn(32, 3, hw=(31, 27), widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB,
+                    notes="CVPR-era FCN-32s (fcn-32s-pascal): v1.prototxt/v1.caffemodel use V1 'layers' "
+                          "with the CVPR names (score-fr -> top score, upsample 64/32 fixed with "
+                          "blobs_lr 0 0 and a bias blob -> bigscore, crop -> upscore), type CROP = enum 40 "
+                          "(longjon/caffe future only) without parameters. BVLC Caffe cannot load the V1 "
+                          "files, so reference.h5 comes from real Caffe running the SAME weights through "
+                          "net.prototxt/net.caffemodel, the modern equivalent with an explicit Crop offset "
+                          "19 (axis 2). upsample is exact bilinear with a random bias (so that the bias "
+                          "shows in the outputs). 3 classes instead of 21 (" + FEW_CLASSES + "); " +
+                          REDUCED + ".")
+
+
+def cvpr_fcn16s():
+    return cvpr_fcn(16, 3, hw=(27, 35), widths=REDUCED_WIDTHS, fc=REDUCED_FC, max_blob=REDUCED_MAX_BLOB,
+                    notes="CVPR-era FCN-16s (fcn-16s-pascal): v1.prototxt/v1.caffemodel use V1 'layers' "
+                          "with the CVPR names (score-fr -> top score, score2 4/2 deconv with a learned "
+                          "bias, score-pool4, crop, fuse -> score-fused, upsample 32/16 fixed no bias -> "
+                          "bigscore, crop -> upscore), type CROP = enum 40 without parameters. BVLC Caffe "
+                          "cannot load the V1 files, so reference.h5 comes from real Caffe running the SAME "
+                          "weights through net.prototxt/net.caffemodel, the modern equivalent with explicit "
+                          "Crop offsets 5, 27 (axis 2); both crops are named 'crop', so crop_offsets is "
+                          "keyed by each crop's top blob. score2 is bilinear plus noise (learned), upsample "
+                          "is exact bilinear. 3 classes instead of 21 (" + FEW_CLASSES + "); " + REDUCED + ".")
 
 
 ZOO = [voc_fcn32s, voc_fcn16s, voc_fcn8s, voc_fcn8s_atonce, voc_fcn_alexnet, siftflow_fcn8s,
        pascalcontext_fcn8s, nyud_fcn32s_color_hha, nyud_fcn32s_color_d, vgg16_classifier,
-       caffenet_classifier, cvpr_fcn8s]
+       caffenet_classifier, cvpr_fcn8s,
+       siftflow_fcn32s, siftflow_fcn16s, pascalcontext_fcn32s, pascalcontext_fcn16s, nyud_fcn32s_color,
+       nyud_fcn32s_hha, cvpr_fcn32s, cvpr_fcn16s]
