@@ -159,11 +159,11 @@ def test_whole_net_with_winograd_matches_caffe(case: str, m: int) -> None:
     import h5py
 
     from convert.runtime import load_caffe
-    from tests.conftest import FIXTURES, rel_error
+    from conftest import FIXTURES, rel_error
 
     folder = FIXTURES / case
     if not (folder / "reference.h5").exists():
-        pytest.skip(f"fixture {case} not generated")
+        pytest.fail(f"fixture {case} missing: regenerate with tools/regenerate_fixtures.sh")
     net = load_caffe(folder / "net.caffemodel", folder / "net.prototxt")
     swapped = 0
     for i, step in enumerate(net._steps):

@@ -5,7 +5,7 @@ import pytest
 
 from convert.architectures import mismatch, recognize
 from convert.reader import read_net
-from tests.conftest import FIXTURES
+from conftest import FIXTURES
 
 
 def _net(case: str = "voc-fcn8s"):

@@ -14,7 +14,7 @@ from convert.architectures import recognize
 from convert.reader import read_net
 from fcn_ref.infer import main
 from fcn_ref.palette import VOC_PALETTE
-from tests.conftest import FIXTURES
+from conftest import FIXTURES
 
 DEMO = Path(fcn_ref.__file__).parent / "demo"
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from convert.reader import read_net
 from fcn_ref.blocks import Upsample, bilinear_weight, upsample_filt
 from fcn_ref.loading import load_state_strict
 from fcn_ref.models import ARCHITECTURES, build
-from tests.conftest import FIXTURES
+from conftest import FIXTURES
 
 TINY = {"widths": [1, 1, 1, 1, 1], "fc_widths": [1, 1]}
 

@@ -16,7 +16,7 @@ from convert.reader import read_net
 import fcn_ref
 from fcn_ref.blocks import bilinear_weight
 from fcn_ref.surgery import fcn_from_classifier, stage
-from tests.conftest import FIXTURES, rel_error
+from conftest import FIXTURES, rel_error
 
 CLASSIFIERS = {  # case -> (FCN architecture, the file pair to read, as (weights, prototxt))
     "vgg16-v1": ("vgg16-classifier", "fcn32s", "v1.caffemodel", None),

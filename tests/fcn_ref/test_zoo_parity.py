@@ -15,7 +15,7 @@ from convert.checkpoint import save_checkpoint
 from convert.reader import read_net
 import fcn_ref
 from fcn_ref.models import ARCHITECTURES
-from tests.conftest import FIXTURES, case_meta, rel_error
+from conftest import FIXTURES, case_meta, rel_error
 
 # Fixture case -> the fcn_ref architecture it must be recognized as.
 ZOO = {
