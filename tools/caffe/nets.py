@@ -459,6 +459,18 @@ def nyud_fcn32s_color_d():
 
 # ----------------------------------------------------------------------------- classifiers
 
+def classifier_head(n: NetSpec, bottom, fc: int) -> None:
+    """fc6 .. fc8 InnerProducts with in-place ReLU/Dropout and Softmax 'prob', as in the ILSVRC nets."""
+    n.fc6 = L.InnerProduct(bottom, num_output=fc, param=CONV_PARAM)
+    n.relu6 = L.ReLU(n.fc6, in_place=True)
+    n.drop6 = L.Dropout(n.relu6, dropout_ratio=0.5, in_place=True)
+    n.fc7 = L.InnerProduct(n.drop6, num_output=fc, param=CONV_PARAM)
+    n.relu7 = L.ReLU(n.fc7, in_place=True)
+    n.drop7 = L.Dropout(n.relu7, dropout_ratio=0.5, in_place=True)
+    n.fc8 = L.InnerProduct(n.drop7, num_output=1000, param=CONV_PARAM)
+    n.prob = L.Softmax(n.fc8)
+
+
 def vgg16_classifier():
     name = "vgg16-classifier"
     w, fc = tuple(c // 2 for c in VGG_WIDTHS), VGG_FC  # /32: its 197x203 blobs are the big ones
@@ -471,14 +483,7 @@ def vgg16_classifier():
             prev = n[f"relu{stage}_{i}"]
         n[f"pool{stage}"] = max_pool(prev)
         prev = n[f"pool{stage}"]
-    n.fc6 = L.InnerProduct(prev, num_output=fc, param=CONV_PARAM)
-    n.relu6 = L.ReLU(n.fc6, in_place=True)
-    n.drop6 = L.Dropout(n.relu6, dropout_ratio=0.5, in_place=True)
-    n.fc7 = L.InnerProduct(n.drop6, num_output=fc, param=CONV_PARAM)
-    n.relu7 = L.ReLU(n.fc7, in_place=True)
-    n.drop7 = L.Dropout(n.relu7, dropout_ratio=0.5, in_place=True)
-    n.fc8 = L.InnerProduct(n.drop7, num_output=1000, param=CONV_PARAM)
-    n.prob = L.Softmax(n.fc8)
+    classifier_head(n, prev, fc)
     return Case(name, named(n, name), architecture=None,
                 input_scale={"data": 50.0}, v1=True,
                 init={"fc8": small_gaussian(0.01)},
@@ -494,14 +499,7 @@ def caffenet_classifier():
     n = NetSpec()
     n.data = data_input(1, 3, 227, 227)
     alexnet_features(n, w, first_pad=0, param=CONV_PARAM)
-    n.fc6 = L.InnerProduct(n.pool5, num_output=fc, param=CONV_PARAM)
-    n.relu6 = L.ReLU(n.fc6, in_place=True)
-    n.drop6 = L.Dropout(n.relu6, dropout_ratio=0.5, in_place=True)
-    n.fc7 = L.InnerProduct(n.drop6, num_output=fc, param=CONV_PARAM)
-    n.relu7 = L.ReLU(n.fc7, in_place=True)
-    n.drop7 = L.Dropout(n.relu7, dropout_ratio=0.5, in_place=True)
-    n.fc8 = L.InnerProduct(n.drop7, num_output=1000, param=CONV_PARAM)
-    n.prob = L.Softmax(n.fc8)
+    classifier_head(n, n.pool5, fc)
     return Case(name, named(n, name), architecture=None,
                 input_scale={"data": 50.0}, v1=True,
                 init={"fc8": small_gaussian(0.01)},
