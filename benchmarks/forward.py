@@ -30,18 +30,15 @@ OUT = HERE / "out"
 CAFFE_PY = ROOT / "tools" / "caffe" / "python3"
 sys.path.insert(0, str(HERE))
 
-from fcn8s_spec import conv_flops  # noqa: E402
+from flops import direct_flops  # noqa: E402
 from paths import MODES, layer_paths, set_mode  # noqa: E402
 
 
-def ensure_model(size: int) -> tuple[Path, Path]:
+def ensure_model() -> tuple[Path, Path]:
+    """The full-width net and weights (any input size: every runner reshapes to the input)."""
     proto, model = OUT / "fcn8s-full.prototxt", OUT / "fcn8s-full.caffemodel"
     if not model.exists():
         subprocess.run([str(CAFFE_PY), str(HERE / "make_fcn8s_caffemodel.py"), str(OUT)], check=True)
-    if size != 500:  # same weights, other input size: a prototxt with another Input shape
-        from fcn8s_spec import fcn8s_prototxt
-        proto = OUT / f"fcn8s-full-{size}.prototxt"
-        proto.write_text(fcn8s_prototxt(size, size))
     return proto, model
 
 
@@ -83,7 +80,7 @@ def main() -> None:
     ap.add_argument("--caffe-repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    proto, model = ensure_model(args.size)
+    proto, model = ensure_model()
     rng = np.random.RandomState(1)
     x_np = rng.uniform(-120, 130, (1, 3, args.size, args.size)).astype(np.float32)
     inp = OUT / f"input-{args.size}.npy"
@@ -130,7 +127,7 @@ def main() -> None:
     caffe_t2, _ = caffe_run(proto, model, inp, args.caffe_repeats)
     caffe_times = caffe_t[1:] + caffe_t2[1:]  # first forward of each process allocates buffers
     caffe_s = statistics.median(caffe_times)
-    flops = sum(conv_flops(args.size, args.size).values())
+    flops = direct_flops(net, x)
     best_peak = max(peak.values())
     cv_key = next((k for k in variants if k.startswith("OpenCV")), None)
     cv_s = statistics.median(times[cv_key]) if cv_key else float("nan")
