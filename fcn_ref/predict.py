@@ -1,13 +1,33 @@
 """One picture in, one label map out: the argmax over classes of the model's score blob."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from fcn_ref.transforms import VOC_MEAN, preprocess
-from voc.inference import score_blob
+
+
+def score_blob(output: Any, name: str | None = None) -> torch.Tensor:
+    """The class-score tensor of a model output: the tensor itself, or from a dict of named blobs
+    ``name``, else ``'score'``, else its only entry (a Caffe net may expose several tops)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        if name is not None:
+            return output[name]
+        if "score" in output:
+            return output["score"]
+        if len(output) == 1:
+            return next(iter(output.values()))
+        raise ValueError(f"model returned blobs {sorted(output)}; say which one holds the scores")
+    if isinstance(output, (tuple, list)) and len(output) == 1:
+        return score_blob(output[0], name)
+    raise TypeError(f"cannot take class scores from a {type(output).__name__}")
 
 
 def predict(model: nn.Module, image: Image.Image | np.ndarray | torch.Tensor, mean: np.ndarray = VOC_MEAN,

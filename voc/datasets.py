@@ -20,6 +20,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from fcn_ref.transforms import VOC_MEAN
+
 VOID = 255
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -29,7 +31,7 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 
 # BGR means the reference subtracts for VOC inputs (infer.py, voc_layers.py).
-VOC_MEAN_BGR: tuple[float, float, float] = (104.00698793, 116.66876762, 122.67891434)
+VOC_MEAN_BGR: tuple[float, float, float] = tuple(float(v) for v in VOC_MEAN)  # infer.py's, BGR
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ does for the reference's ``in_ -= mean``, so inputs match it bit for bit.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from fcn_ref.predict import score_blob  # noqa: F401 (part of this module's API)
+from fcn_ref.transforms import preprocess
 from voc.datasets import VOC_MEAN_BGR
 
 Model = Callable[[torch.Tensor], Any]
@@ -23,30 +25,10 @@ Model = Callable[[torch.Tensor], Any]
 def caffe_input(image: Image.Image, mean_bgr: Sequence[float] = VOC_MEAN_BGR) -> torch.Tensor:
     """An RGB PIL image as the (3, H, W) float32 BGR, mean-subtracted tensor Caffe nets expect.
 
-    The one implementation is ``fcn_ref.transforms.preprocess`` (imported here, not at module level,
-    because fcn_ref itself imports this module); the mean is applied in float64 as infer.py does.
+    The one implementation is ``fcn_ref.transforms.preprocess``; the mean is applied in float64 as
+    infer.py does.
     """
-    from fcn_ref.transforms import preprocess
-
     return preprocess(image, np.asarray(mean_bgr, dtype=np.float64))[0]
-
-
-def score_blob(output: Any, name: str | None = None) -> torch.Tensor:
-    """The class-score tensor of a model output: the tensor itself, or from a dict of named blobs
-    ``name``, else ``'score'``, else its only entry (a Caffe net may expose several tops)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        if name is not None:
-            return output[name]
-        if "score" in output:
-            return output["score"]
-        if len(output) == 1:
-            return next(iter(output.values()))
-        raise ValueError(f"model returned blobs {sorted(output)}; say which one holds the scores")
-    if isinstance(output, (tuple, list)) and len(output) == 1:
-        return score_blob(output[0], name)
-    raise TypeError(f"cannot take class scores from a {type(output).__name__}")
 
 
 def predict_batch(model: Model, batch: torch.Tensor, output: str | None = None,
