@@ -33,8 +33,7 @@ from legacy_v1 import V1Net  # noqa: E402
 from oracle import CAFFE_COMMIT, CAFFE_SOURCE, forward, write_arrays  # noqa: E402
 
 GENERATOR_VERSION = "1"
-# What this generator writes into a case folder; other files there (e.g. dump_params.py's
-# params.h5) are left alone.
+# What this generator writes into a case folder (it replaces these and leaves other files alone).
 OWN_FILES = ("net.prototxt", "net.caffemodel", "net.caffemodel.h5", "v1.prototxt", "v1.caffemodel",
              "reference.h5", "case.json", "params.json", "params-v1.json")
 # Uncropped upsampling outputs are the largest blobs and their compared part reappears in the Crop
