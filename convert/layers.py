@@ -29,6 +29,7 @@ from convert.errors import CaffeFormatError
 from convert.gemm import conv2d_gemm
 from convert.net import CaffeNet, Layer, blob_names
 from convert.pooling import build_pooling
+from convert.training_layers import TRAINING_LAYER_BUILDERS
 from convert.winograd import TransformCache, winograd_conv3x3
 
 Builder = Callable[[Layer, CaffeNet], nn.Module]
@@ -44,7 +45,6 @@ def _table() -> dict[str, Builder]:
         "InnerProduct": build_inner_product,
         "ReLU": build_relu,
         "PReLU": build_prelu,
-        "Dropout": lambda layer, net: Identity(),
         "LRN": build_lrn,
         "BatchNorm": build_batch_norm,
         "Scale": build_scale,
@@ -64,6 +64,7 @@ def _table() -> dict[str, Builder]:
         "Power": build_power,
         "Exp": build_exp,
         "Threshold": build_threshold,
+        **TRAINING_LAYER_BUILDERS,  # SoftmaxWithLoss, Accuracy, Dropout (convert/training_layers.py)
     }
 
 
@@ -366,13 +367,6 @@ def build_prelu(layer: Layer, net: CaffeNet) -> nn.Module:
     module = PReLU()
     _parameters(module, layer, [(layer.blobs[0].size,)])
     return module
-
-
-class Identity(nn.Module):
-    """Dropout at inference, where Caffe passes the data through unchanged."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x
 
 
 class Elementwise(nn.Module):

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from convert.errors import CaffeFormatError
 from convert.layers import ReLU, build_layer, inference_only
 from convert.net import CaffeNet
+from convert.training_layers import loss_weights
 
 # Layer types whose output is always a new tensor, so an in-place ReLU on it can alias nothing.
 FRESH_OUTPUT_LAYERS = frozenset({
@@ -72,7 +73,12 @@ class CaffeModule(nn.Module):
         self.name = net.name
         self.input_names: list[str] = list(net.inputs)
         self.input_shapes: dict[str, tuple[int, ...]] = dict(net.inputs)
-        self.output_names: list[str] = net_outputs(net)
+        # Tops that count towards the training objective (sum of weight * blob), as Caffe's Net
+        # collects them; nets converted for inference have none (their loss layers are dropped).
+        self.loss_weights: dict[str, float] = {
+            top: weight for layer in net.layers for top, weight in zip(layer.tops, loss_weights(layer)) if weight}
+        outputs = net_outputs(net)
+        self.output_names: list[str] = outputs + [top for top in self.loss_weights if top not in outputs]
         self.meta: dict[str, Any] = {}  # what a converted file says about the net (see ``load``)
         self.use_channels_last = True  # see ``channels_last_for``
         modules = [self._register(layer.name, build_layer(layer, net)) for layer in net.layers]

@@ -41,6 +41,11 @@ ENUMS: dict[str, list[tuple[str, int]]] = {
     "SoftmaxParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     "TanHParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     "V1LayerParameter.DimCheckMode": [("STRICT", 0), ("PERMISSIVE", 1)],
+    "SolverParameter.SnapshotFormat": [("HDF5", 0), ("BINARYPROTO", 1)],
+    "SolverParameter.SolverMode": [("CPU", 0), ("GPU", 1)],
+    "SolverParameter.SolverType": [
+        ("SGD", 0), ("NESTEROV", 1), ("ADAGRAD", 2), ("RMSPROP", 3), ("ADADELTA", 4), ("ADAM", 5),
+    ],
     "V1LayerParameter.LayerType": [
         ("NONE", 0), ("ABSVAL", 35), ("ACCURACY", 1), ("ARGMAX", 30), ("BNLL", 2), ("CONCAT", 3),
         ("CONTRASTIVE_LOSS", 37), ("CONVOLUTION", 4), ("DATA", 5), ("DECONVOLUTION", 39),
@@ -173,6 +178,32 @@ MESSAGES: dict[str, list[tuple]] = {
         ("loss_param", 42, "LossParameter", "opt", None),
         ("param", 1001, "string", "rep", None),
         ("blob_share_mode", 1002, "V1LayerParameter.DimCheckMode", "rep", None),
+    ],
+    "SolverParameter": [  # BVLC master's fields (the packaged fork adds SSD's eval_type, ap_version)
+        ("net", 24, "string", "opt", None), ("net_param", 25, "NetParameter", "opt", None),
+        ("train_net", 1, "string", "opt", None), ("test_net", 2, "string", "rep", None),
+        ("train_net_param", 21, "NetParameter", "opt", None),
+        ("test_net_param", 22, "NetParameter", "rep", None),
+        ("train_state", 26, "NetState", "opt", None), ("test_state", 27, "NetState", "rep", None),
+        ("test_iter", 3, "int32", "rep", None), ("test_interval", 4, "int32", "opt", 0),
+        ("test_compute_loss", 19, "bool", "opt", False),
+        ("test_initialization", 32, "bool", "opt", True),
+        ("base_lr", 5, "float", "opt", None), ("display", 6, "int32", "opt", None),
+        ("average_loss", 33, "int32", "opt", 1), ("max_iter", 7, "int32", "opt", None),
+        ("iter_size", 36, "int32", "opt", 1), ("lr_policy", 8, "string", "opt", None),
+        ("gamma", 9, "float", "opt", None), ("power", 10, "float", "opt", None),
+        ("momentum", 11, "float", "opt", None), ("weight_decay", 12, "float", "opt", None),
+        ("regularization_type", 29, "string", "opt", "L2"), ("stepsize", 13, "int32", "opt", None),
+        ("stepvalue", 34, "int32", "rep", None), ("clip_gradients", 35, "float", "opt", -1.0),
+        ("snapshot", 14, "int32", "opt", 0), ("snapshot_prefix", 15, "string", "opt", None),
+        ("snapshot_diff", 16, "bool", "opt", False),
+        ("snapshot_format", 37, "SolverParameter.SnapshotFormat", "opt", "BINARYPROTO"),
+        ("solver_mode", 17, "SolverParameter.SolverMode", "opt", "GPU"),
+        ("device_id", 18, "int32", "opt", 0), ("random_seed", 20, "int64", "opt", -1),
+        ("type", 40, "string", "opt", "SGD"), ("delta", 31, "float", "opt", 1e-8),
+        ("momentum2", 39, "float", "opt", 0.999), ("rms_decay", 38, "float", "opt", 0.99),
+        ("debug_info", 23, "bool", "opt", False), ("snapshot_after_train", 28, "bool", "opt", True),
+        ("solver_type", 30, "SolverParameter.SolverType", "opt", "SGD"),
     ],
     "TransformationParameter": [
         ("scale", 1, "float", "opt", 1.0), ("mirror", 2, "bool", "opt", False),
@@ -382,3 +413,4 @@ V1LayerParameter = _CLASSES["V1LayerParameter"]
 BlobProto = _CLASSES["BlobProto"]
 BlobShape = _CLASSES["BlobShape"]
 BlobProtoVector = _CLASSES["BlobProtoVector"]
+SolverParameter = _CLASSES["SolverParameter"]

@@ -95,23 +95,31 @@ def to_arrays(layer_type: str, blobs: list[RawBlob]) -> list[np.ndarray]:
     return [blob.data.reshape(real_shape(layer_type, i, blob)) for i, blob in enumerate(blobs)]
 
 
-def _rule_matches(rule, phase: int) -> bool:
-    """Caffe's StateMeetsRule for the default TEST state (level 0, no stages)."""
+TRAIN, TEST = 0, 1  # Caffe's Phase enum
+
+
+def rule_matches(rule, phase: int, level: int = 0, stages: tuple[str, ...] = ()) -> bool:
+    """Caffe's ``StateMeetsRule``: does a net state (phase, level, stages) satisfy one rule?"""
     if rule.HasField("phase") and rule.phase != phase:
         return False
-    if rule.HasField("min_level") and 0 < rule.min_level:
+    if rule.HasField("min_level") and level < rule.min_level:
         return False
-    if rule.HasField("max_level") and 0 > rule.max_level:
+    if rule.HasField("max_level") and level > rule.max_level:
         return False
-    return not len(rule.stage)
+    return all(s in stages for s in rule.stage) and not any(s in stages for s in rule.not_stage)
+
+
+def in_phase(layer: LayerParameter, phase: int, level: int = 0, stages: tuple[str, ...] = ()) -> bool:
+    """Caffe's ``FilterNet`` for one layer: kept if any include rule matches, or (without include
+    rules) if no exclude rule matches."""
+    if len(layer.include):
+        return any(rule_matches(rule, phase, level, stages) for rule in layer.include)
+    return not any(rule_matches(rule, phase, level, stages) for rule in layer.exclude)
 
 
 def in_test_phase(layer: LayerParameter) -> bool:
     """Whether Caffe keeps this layer when it builds the net for TEST (as deploy and eval do)."""
-    test = 1
-    if len(layer.include):
-        return any(_rule_matches(rule, test) for rule in layer.include)
-    return not any(_rule_matches(rule, test) for rule in layer.exclude)
+    return in_phase(layer, TEST)
 
 
 def declared_inputs(net: NetParameter, path: str | None = None) -> dict[str, tuple[int, ...]]:

@@ -1,0 +1,92 @@
+"""SoftmaxWithLoss, Accuracy and train-time Dropout against independent numpy computations of
+Caffe's formulas (softmax_loss_layer.cpp, accuracy_layer.cpp, dropout_layer.cpp)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from convert.training_layers import FLT_MIN, Accuracy, Dropout, SoftmaxWithLoss, normalization_mode
+from convert.schema import LayerParameter
+
+
+def _reference_loss(scores: np.ndarray, labels: np.ndarray, ignore: int | None, mode: str):
+    """Caffe's loss and gradient in float64 numpy, one position at a time."""
+    n, c, h, w = scores.shape
+    s = scores.astype(np.float64)
+    e = np.exp(s - s.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    loss, valid = 0.0, 0
+    grad = p.copy()
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                label = int(labels[i, 0, y, x])
+                if ignore is not None and label == ignore:
+                    grad[i, :, y, x] = 0
+                    continue
+                loss -= np.log(max(p[i, label, y, x], FLT_MIN))
+                grad[i, label, y, x] -= 1
+                valid += 1
+    norm = max(1.0, {"FULL": n * h * w, "VALID": valid, "BATCH_SIZE": n, "NONE": 1}[mode])
+    return loss / norm, grad / norm
+
+
+@pytest.mark.parametrize("mode", ["FULL", "VALID", "BATCH_SIZE", "NONE"])
+def test_softmax_loss_value_and_gradient(mode):
+    rng = np.random.default_rng(1)
+    scores = rng.normal(0, 3, (2, 5, 7, 9)).astype(np.float32)
+    labels = rng.integers(0, 5, (2, 1, 7, 9)).astype(np.float32)
+    labels[0, 0, :3, :4] = 255
+    ref_loss, ref_grad = _reference_loss(scores, labels, 255, mode)
+    x = torch.tensor(scores, requires_grad=True)
+    loss = SoftmaxWithLoss(1, 255, mode)(x, torch.tensor(labels))
+    (loss * 3.0).backward()  # a loss_weight of 3
+    assert abs(loss.item() - ref_loss) <= 1e-6 * abs(ref_loss)
+    np.testing.assert_allclose(x.grad.numpy(), 3.0 * ref_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_softmax_loss_clamps_at_flt_min_with_caffes_gradient():
+    scores = torch.zeros(1, 2, 1, 1)
+    scores[0, 0] = 200.0  # p(label 1) = e^-200: underflows to 0 in float32
+    scores.requires_grad_(True)
+    loss = SoftmaxWithLoss(1, None, "VALID")(scores, torch.ones(1, 1, 1, 1))
+    loss.backward()
+    assert loss.item() == pytest.approx(-np.log(np.float32(FLT_MIN)), rel=1e-6)  # 87.34, not 200
+    assert scores.grad[0, :, 0, 0].tolist() == pytest.approx([1.0, -1.0])  # p - onehot, not 0
+
+
+def test_legacy_normalize_flag():
+    param = LayerParameter()
+    assert normalization_mode(param.loss_param) == "VALID"
+    param.loss_param.normalize = False
+    assert normalization_mode(param.loss_param) == "BATCH_SIZE"
+    param.loss_param.normalization = 0  # an explicit normalization wins over the legacy flag
+    assert normalization_mode(param.loss_param) == "FULL"
+
+
+def test_accuracy_top_k_and_ties():
+    scores = torch.tensor([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0], [0.0, 5.0, 4.0], [1.0, 2.0, 3.0]])
+    labels = torch.tensor([0.0, 1.0, 2.0, 255.0])
+    # rows: correct; tie with class 0 counts against (top-1 wrong); 2nd best; ignored
+    assert Accuracy(1, 1, 255, False)(scores, labels).item() == pytest.approx(1 / 3)
+    assert Accuracy(2, 1, 255, False)(scores, labels).item() == pytest.approx(1.0)
+    overall, per_class = Accuracy(1, 1, 255, True)(scores, labels)
+    assert per_class.tolist() == [1.0, 0.0, 0.0] and overall.item() == pytest.approx(1 / 3)
+
+
+def test_dropout_scaling_at_train_time():
+    torch.manual_seed(0)
+    layer = Dropout(0.3)
+    x = torch.rand(200, 300) + 1.0
+    assert layer.eval()(x) is x
+    y = layer.train()(x)
+    kept = y != 0
+    scale = np.float32(1.0 / (1.0 - np.float64(np.float32(0.3))))  # Caffe's float scale_
+    assert torch.equal(y[kept], x[kept] * torch.tensor(scale))
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    x.requires_grad_(True)
+    y = layer(x)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y != 0).float() * torch.tensor(scale))
+    assert torch.equal(Dropout(0.0).train()(x), x)  # ratio 0: every element kept, scale 1
