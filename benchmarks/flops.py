@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convert.layers import Convolution, Deconvolution
+from convert.modules import Convolution, Deconvolution
 
 
 def direct_flops(net: nn.Module, *inputs: torch.Tensor) -> float:

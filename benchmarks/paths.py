@@ -1,7 +1,7 @@
 """Benchmark-only: run a CaffeModule with some of its fast paths switched off, to measure each.
 
-The runtime picks its paths in one place (``convert.layers.Convolution.path``, plus channels_last
-in ``CaffeModule.channels_last_for``); here an instance attribute shadows ``path`` so the same
+The runtime picks its paths in one place (``convert.fastpath``: ``Convolution.path`` and, for
+channels_last, ``CaffeModule.channels_last_for``); here an instance attribute shadows ``path`` so the same
 loaded net can be timed as it ran before the fast paths existed, and with each one added.
 """
 
@@ -11,7 +11,7 @@ from typing import Callable
 
 from torch import Tensor
 
-from convert.layers import Convolution
+from convert.modules import Convolution
 from convert.runtime import CaffeModule
 
 MODES = {

@@ -2,12 +2,26 @@
 
 ``read_net`` reads any Caffe file into one checked ``CaffeNet``; ``load_caffe`` and ``load`` give a
 ``torch.nn.Module`` (the latter from a file written by ``python -m convert``).
+
+The names below that need the protobuf schema are imported on first use, so that the pure-torch
+parts (``convert.modules``, ``convert.coord_map``) import without it.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from convert.errors import CaffeFormatError
-from convert.net import CaffeNet, Layer
-from convert.reader import read_net
 
 __all__ = ["CaffeFormatError", "CaffeNet", "Layer", "read_net", "load_caffe", "load"]
+
+_LAZY = {"CaffeNet": "convert.net", "Layer": "convert.net", "read_net": "convert.reader"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'convert' has no attribute '{name}'")
+    return getattr(importlib.import_module(_LAZY[name]), name)
 
 
 def load_caffe(weights=None, prototxt=None):

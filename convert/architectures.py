@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from convert.coord_map import conv_geometry, pool_geometry
-from convert.layers import Deconvolution, Scale
+from convert.modules import Deconvolution, Scale
 from convert.net import CaffeNet, Layer, blob_names
 
 Guess = dict  # {"name": str, "kwargs": dict}

@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from convert.errors import CaffeFormatError
-from convert.net import CaffeNet, Layer
+
+if TYPE_CHECKING:  # annotations only, so coord_map imports without the protobuf schema
+    from convert.net import CaffeNet, Layer
 
 # Layers that keep every pixel where it is: identity map. (Concat is identity only when it joins
 # images or channels; see ``layer_map``.)

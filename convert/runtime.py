@@ -6,11 +6,8 @@ Caffe's order over a dictionary of named blobs, exactly as ``Net::Forward`` does
 reads which blob, when a blob is last needed, which ReLUs may work in place) is fixed once at
 construction, so a forward pass costs nothing in Python beyond the layer loop.
 
-Memory layout: for CPU fp32 inference (no gradient needed) ``forward`` runs the net in channels_last
-and hands back ordinary contiguous (NCHW) blobs. oneDNN's convolutions are ~1.4x faster on
-channels_last data here, and the one layer type that suffered from it (fc6-like unpadded convs,
-which reorder their weight per call) runs as a GEMM in exactly that case (``Convolution.path``).
-Together: FCN-8s 500x500 1.3 s -> 0.8 s (benchmarks/README.md). CUDA and training keep NCHW.
+Memory layout: where ``convert.fastpath`` says so (CPU fp32 inference), ``forward`` runs the net in
+channels_last and hands back ordinary contiguous (NCHW) blobs. CUDA and training keep NCHW.
 """
 from __future__ import annotations
 
@@ -23,7 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from convert.errors import CaffeFormatError
-from convert.layers import ReLU, build_layer, inference_only
+from convert.fastpath import runs_channels_last
+from convert.layers import build_layer
+from convert.modules import ReLU
 from convert.net import CaffeNet
 from convert.training_layers import loss_weights
 
@@ -162,14 +161,9 @@ class CaffeModule(nn.Module):
         return blobs
 
     def channels_last_for(self, blobs: dict[str, Tensor]) -> bool:
-        """Whether this call runs in channels_last: CPU fp32 4-D inputs and no gradient needed
-        (the condition under which the convolutions' GEMM path makes the layout pay; see module
-        docstring). Set ``self.use_channels_last = False`` to always keep the caller's layout."""
-        if not self.use_channels_last:
-            return False
-        images = [x for x in blobs.values() if isinstance(x, Tensor) and x.dim() == 4]
-        return (bool(images) and all(x.device.type == "cpu" and x.dtype == torch.float32 for x in images)
-                and inference_only(*blobs.values(), *self.parameters()))
+        """Whether this call runs in channels_last (``convert.fastpath.runs_channels_last``).
+        Set ``self.use_channels_last = False`` to always keep the caller's layout."""
+        return self.use_channels_last and runs_channels_last(blobs.values(), self.parameters())
 
     def forward(self, *inputs: Tensor, all_blobs: bool = False, **named: Tensor) -> dict[str, Tensor]:
         blobs = self._bind_inputs(inputs, named)

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from convert.gemm import onednn_linear
 
@@ -27,8 +27,6 @@ __all__ = [
     "transform_weight",
     "winograd_conv3x3",
     "TransformCache",
-    "WinogradConv2d",
-    "supports",
 ]
 
 
@@ -72,14 +70,6 @@ def _kron_matrices(m: int) -> tuple[Tensor, Tensor]:
     bb = torch.from_numpy(np.kron(bt, bt)).float()
     aa = torch.from_numpy(np.kron(at, at)).float()
     return bb, aa
-
-
-def supports(weight_shape: tuple[int, ...], stride=1, dilation=1, groups: int = 1) -> bool:
-    """True when a convolution is one this module computes (3x3, stride 1, dilation 1, group 1)."""
-    def one(v) -> bool:
-        return all(int(t) == 1 for t in (v if isinstance(v, (tuple, list)) else (v, v)))
-    return (len(weight_shape) == 4 and tuple(weight_shape[2:]) == (3, 3) and groups == 1
-            and one(stride) and one(dilation))
 
 
 def transform_weight(weight: Tensor, m: int = 4) -> Tensor:
@@ -214,31 +204,3 @@ class TransformCache:
     def clear(self) -> None:
         """Drop the cached transform (it costs 36/9 times the weight's memory for F(4x4))."""
         self._source = self._version = self._value = None
-
-
-class WinogradConv2d(nn.Module):
-    """Drop-in for a 3x3 stride-1 ``nn.Conv2d``; keeps the Caffe weight, so the state dict is
-    unchanged (``weight``, ``bias``); the Winograd-domain weight lives in a ``TransformCache``."""
-
-    def __init__(self, weight: Tensor, bias: Tensor | None, padding: int | tuple[int, int] = 1,
-                 m: int = 4) -> None:
-        super().__init__()
-        if not supports(tuple(weight.shape)):
-            raise ValueError(f"WinogradConv2d needs a (Cout, Cin, 3, 3) weight, got {tuple(weight.shape)}")
-        self.m = m
-        self.padding = padding
-        self.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
-        self.transformed = TransformCache(m)
-
-    @classmethod
-    def from_conv(cls, weight: Tensor, bias: Tensor | None, padding: int | tuple[int, int] = 1,
-                  m: int = 4) -> "WinogradConv2d":
-        return cls(weight, bias, padding, m)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return winograd_conv3x3(x, self.transformed(self.weight), self.bias, self.padding)
-
-    def extra_repr(self) -> str:
-        cout, cin = self.weight.shape[:2]
-        return f"{cin}, {cout}, kernel_size=(3, 3), padding={self.padding}, F({self.m}x{self.m},3x3)"

@@ -1,6 +1,6 @@
 """The blocks FCN needs beyond ``torch.nn``: Caffe's Crop, Scale, and bilinear upsampling.
 
-They are the generic converter's own layer modules (``convert.layers``), given the constructors a
+They are the generic converter's own layer modules (``convert.modules``), given the constructors a
 model definition wants: one computation of each Caffe layer in the project, and the same
 parameter layout (a block's ``state_dict`` holds exactly the blobs of its Caffe layer).
 """
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from convert import layers
+from convert import modules
 from convert.coord_map import WindowGeometry
 
 
@@ -36,7 +36,7 @@ def bilinear_weight(channels: int, size: int) -> torch.Tensor:
     return weight
 
 
-class Crop(layers.Crop):
+class Crop(modules.Crop):
     """Caffe's Crop from axis 2 with one offset: a top-left window of the reference's size.
 
     The offset comes from the coordinate maps of the two inputs (``convert.coord_map``), never from
@@ -51,7 +51,7 @@ class Crop(layers.Crop):
         return self.offsets[0]
 
 
-class ChannelScale(layers.Scale):
+class ChannelScale(modules.Scale):
     """Caffe's Scale on axis 1 without bias: ``y[:, c] = weight[c] * x[:, c]``.
 
     FCN-8s at-once scales pool4 and pool3 down (0.01 and 0.0001) before scoring them. The factors
@@ -63,7 +63,7 @@ class ChannelScale(layers.Scale):
         self.weight = nn.Parameter(torch.full((channels,), float(value)), requires_grad=learnable)
 
 
-class Upsample(layers.Deconvolution):
+class Upsample(modules.Deconvolution):
     """A Caffe Deconvolution (C -> C channels, kernel k, stride s, pad 0) initialised bilinear.
 
     The heavy FCNs keep it fixed (``lr_mult: 0``), so by default its weight does not require grad;

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from google.protobuf import text_format
 
 from convert.errors import CaffeFormatError
-from convert.layers import LAYER_BUILDERS, Deconvolution, build_layer
-from convert.pooling import caffe_pooled_size
+from convert.layers import LAYER_BUILDERS, build_layer
+from convert.modules import Deconvolution, caffe_pooled_size
 from convert.net import CaffeNet, Layer
 from convert.runtime import CaffeModule
 from convert.schema import LayerParameter, NetParameter

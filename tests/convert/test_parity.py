@@ -13,7 +13,7 @@ import torch
 
 from conftest import FIXTURES, case_meta, fixture_cases, rel_error
 from convert.checkpoint import save_checkpoint
-from convert.layers import Crop
+from convert.modules import Crop
 from convert.reader import read_net
 from convert.runtime import CaffeModule, load, load_caffe
 
@@ -137,15 +137,16 @@ def test_every_blob_matches_caffe_with_every_fast_path_forced(case, monkeypatch)
     """The fixtures' nets are narrow, so the runtime's Winograd path (Cin, Cout >= 512) would not
     run on them: lower its channel threshold so every 3x3 stride-1 conv takes it (conv1_1's pad 100
     included) next to the GEMM path, and hold every blob to the same budget and argmax."""
-    import convert.layers as layers
+    from convert import fastpath
+    from convert.modules import Convolution
 
-    monkeypatch.setattr(layers, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(fastpath, "WINOGRAD_MIN_CHANNELS", 1)
     model = load_caffe(FIXTURES / case / "net.caffemodel", FIXTURES / case / "net.prototxt")
     inputs, expected = reference(case)
     chosen = {}
     hooks = [step.module.register_forward_pre_hook(
                  lambda module, args, name=step.name: chosen.__setitem__(name, module.path(args[0])))
-             for step in model.layers() if isinstance(step.module, layers.Convolution)]
+             for step in model.layers() if isinstance(step.module, Convolution)]
     ours = run(model, inputs)
     for hook in hooks:
         hook.remove()

@@ -6,9 +6,51 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 from convert.gemm import onednn_linear
-from convert.winograd import WinogradConv2d, supports, transform_weight, winograd_conv3x3, winograd_matrices
+from convert.winograd import TransformCache, transform_weight, winograd_conv3x3, winograd_matrices
+
+
+
+# Test-only helpers: a stand-alone Winograd module, swapped into a loaded net layer by layer below.
+
+
+def supports(weight_shape: tuple[int, ...], stride=1, dilation=1, groups: int = 1) -> bool:
+    """True when a convolution is one ``WinogradConv2d`` computes (3x3, stride 1, dilation 1, group 1)."""
+    def one(v) -> bool:
+        return all(int(t) == 1 for t in (v if isinstance(v, (tuple, list)) else (v, v)))
+    return (len(weight_shape) == 4 and tuple(weight_shape[2:]) == (3, 3) and groups == 1
+            and one(stride) and one(dilation))
+
+
+class WinogradConv2d(nn.Module):
+    """Drop-in for a 3x3 stride-1 ``nn.Conv2d``; keeps the Caffe weight, so the state dict is
+    unchanged (``weight``, ``bias``); the Winograd-domain weight lives in a ``TransformCache``."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, padding: int | tuple[int, int] = 1,
+                 m: int = 4) -> None:
+        super().__init__()
+        if not supports(tuple(weight.shape)):
+            raise ValueError(f"WinogradConv2d needs a (Cout, Cin, 3, 3) weight, got {tuple(weight.shape)}")
+        self.m = m
+        self.padding = padding
+        self.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
+        self.transformed = TransformCache(m)
+
+    @classmethod
+    def from_conv(cls, weight: Tensor, bias: Tensor | None, padding: int | tuple[int, int] = 1,
+                  m: int = 4) -> "WinogradConv2d":
+        return cls(weight, bias, padding, m)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return winograd_conv3x3(x, self.transformed(self.weight), self.bias, self.padding)
+
+    def extra_repr(self) -> str:
+        cout, cin = self.weight.shape[:2]
+        return f"{cin}, {cout}, kernel_size=(3, 3), padding={self.padding}, F({self.m}x{self.m},3x3)"
+
 
 # max|y - ref| / max|ref| bounds for fp32 data; measured values are ~3x to 10x below these.
 TOLERANCE = {2: 2e-6, 4: 2e-5, 6: 1e-4}
@@ -127,8 +169,6 @@ def test_portable_bmm_path_matches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_transform_cache_follows_in_place_writes() -> None:
-    from convert.winograd import TransformCache
-
     cache = TransformCache(4)
     w = torch.randn(4, 3, 3, 3)
     first = cache(w)
@@ -141,8 +181,6 @@ def test_transform_cache_follows_in_place_writes() -> None:
 
 
 def test_transform_cache_does_not_track_inference_tensors() -> None:
-    from convert.winograd import TransformCache
-
     with torch.inference_mode():
         w = torch.randn(4, 3, 3, 3)
     assert not TransformCache.trackable(w)

@@ -13,9 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convert.coord_map import WindowGeometry, pool_geometry
-from convert.errors import CaffeFormatError
-from convert.net import CaffeNet, Layer
+from convert.coord_map import WindowGeometry
 
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool, padded: bool) -> int:
@@ -108,22 +106,3 @@ class GlobalPooling(nn.Module):
         if self.average:
             return x.mean(dim=(-2, -1), keepdim=True)
         return x.amax(dim=(-2, -1), keepdim=True)
-
-
-def build_pooling(layer: Layer, net: CaffeNet) -> nn.Module:
-    p = layer.param.pooling_param
-    methods = {0: False, 1: True}  # MAX, AVE
-    if p.pool not in methods:
-        raise CaffeFormatError("STOCHASTIC pooling has no deterministic inference form in Caffe's CPU "
-                               "code; it is not supported", layer=layer.name)
-    if p.global_pooling:
-        if p.pad or p.pad_h or p.pad_w or p.stride != 1 or p.stride_h > 1 or p.stride_w > 1:
-            raise CaffeFormatError("global pooling needs pad 0 and stride 1", layer=layer.name)
-        return GlobalPooling(methods[p.pool])
-    geometry = pool_geometry(layer)
-    if min(geometry.kernel) < 1 or min(geometry.stride) < 1:
-        raise CaffeFormatError(f"pooling kernel {geometry.kernel} / stride {geometry.stride} invalid",
-                               layer=layer.name)
-    if any(pad >= kernel for pad, kernel in zip(geometry.pad, geometry.kernel)):
-        raise CaffeFormatError("pooling pad must be smaller than the kernel", layer=layer.name)
-    return Pooling(methods[p.pool], geometry, ceil=p.round_mode == 0)

@@ -1,0 +1,86 @@
+"""Caffe's pointwise layers: each output value depends on one input value (and fixed settings).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ReLU(nn.Module):
+    """max(x, 0) + negative_slope * min(x, 0). ``inplace`` is set by the runtime only where the
+    input tensor is provably not visible under another blob name."""
+
+    def __init__(self, negative_slope: float) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.negative_slope:
+            return F.leaky_relu(x, self.negative_slope, self.inplace)
+        return F.relu(x, self.inplace)
+
+
+class PReLU(nn.Module):
+    """Learned negative slope per channel (or one shared)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+
+class Elementwise(nn.Module):
+    """A parameterless pointwise function (sigmoid, tanh, abs)."""
+
+    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)
+
+
+def bnll(x: Tensor) -> Tensor:
+    """log(1 + e^x), computed on the side Caffe computes it so large |x| never overflows."""
+    return torch.where(x > 0, x + torch.log1p(torch.exp(-x)), torch.log1p(torch.exp(x)))
+
+
+class Power(nn.Module):
+    """(shift + scale * x) ** power."""
+
+    def __init__(self, power: float, scale: float, shift: float) -> None:
+        super().__init__()
+        self.power, self.scale, self.shift = power, scale, shift
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x * self.scale if self.scale != 1 else x
+        y = y + self.shift if self.shift != 0 else y
+        return torch.pow(y, self.power) if self.power != 1 else y
+
+
+class Exp(nn.Module):
+    """base ** (shift + scale * x), computed as Caffe does: base**shift * exp(ln(base) * scale * x)."""
+
+    def __init__(self, base: float, scale: float, shift: float) -> None:
+        super().__init__()
+        log_base = 1.0 if base == -1 else math.log(base)
+        self.inner = log_base * scale
+        self.outer = 1.0 if shift == 0 else (math.exp(shift) if base == -1 else base ** shift)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = torch.exp(x * self.inner)
+        return y * self.outer if self.outer != 1 else y
+
+
+class Threshold(nn.Module):
+    """1 where x > threshold, else 0."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x > self.threshold).to(x.dtype)
