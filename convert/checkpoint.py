@@ -1,8 +1,9 @@
 """The converted-file format: what ``python -m convert`` writes and ``convert.load`` reads.
 
 One ``torch.save`` dict that ``torch.load(path, weights_only=True)`` opens with no pickled code:
-the net's structure as prototxt text (so the file rebuilds the net without the caffemodel), the
-recognized zoo architecture, the source file's name and sha256, and a state dict whose keys are
+the net's structure as prototxt text (so the file rebuilds the net without the caffemodel), an
+optional architecture record that a model library may store (``python -m convert`` stores None;
+convert never reads it), the source file's name and sha256, and a state dict whose keys are
 ``<caffe layer>.<blob name>`` with tensors in Caffe's own layout.
 """
 from __future__ import annotations

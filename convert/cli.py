@@ -60,25 +60,19 @@ def check_supported(net: CaffeNet, path: str) -> None:
                                    path=path, layer=layer.name)
 
 
-def recognize(net: CaffeNet) -> dict | None:
-    from convert.architectures import recognize as recognize_architecture
-
-    return recognize_architecture(net)
-
-
-def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool) -> tuple[CaffeNet, dict | None]:
+def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool) -> CaffeNet:
+    """Write the generic converted file (which model it is, fcn_ref.load recognizes on reading)."""
     source_path = model if model is not None else prototxt
     if out.exists() and not force:
         raise CaffeFormatError("output exists; pass --force to overwrite it", path=str(out))
     hasher = _Sha256(source_path) if source_path.is_file() else None
     net = read_net(model, prototxt)
     check_supported(net, str(source_path))
-    architecture = recognize(net)
     source = {"file": source_path.name, "sha256": hasher.result() if hasher else ""}
     if prototxt is not None and model is not None:
         source["prototxt"] = prototxt.name
-    save_checkpoint(net, out, architecture=architecture, source=source, overwrite=force)
-    return net, architecture
+    save_checkpoint(net, out, architecture=None, source=source, overwrite=force)
+    return net
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,19 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     out = args.output or default_output(args.model or args.prototxt)
     try:
-        net, architecture = convert_file(args.model, args.prototxt, out, args.force)
+        net = convert_file(args.model, args.prototxt, out, args.force)
     except CaffeFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
         print(f"error: {e.filename or out}: {e.strerror or e}", file=sys.stderr)
         return 1
-    arch = "unrecognized (runs through convert.load)"
-    if architecture:
-        kwargs = ", ".join(f"{k}={v}" for k, v in architecture.get("kwargs", {}).items())
-        arch = f"{architecture['name']}({kwargs})"
     print(f"{args.model or args.prototxt} -> {out}")
-    print(f"net {net.name}: {arch}; {len(net.layers)} layers, {net.num_parameters():,} parameters; "
+    print(f"net {net.name}: {len(net.layers)} layers, {net.num_parameters():,} parameters; "
           f"inputs {', '.join(net.inputs) or '-'}")
     if net.dropped:
         print(f"left out for inference: {', '.join(net.dropped)}")

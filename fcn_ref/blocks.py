@@ -1,8 +1,10 @@
-"""The blocks FCN needs beyond ``torch.nn``: Caffe's Crop, Scale, and bilinear upsampling.
+"""The parts FCN needs beyond ``torch.nn``: Caffe's Crop, Scale, Eltwise sum, bilinear upsampling,
+zero-initialised scoring, and ``Skip``, the skip fusion a new FCN reuses.
 
-They are the generic converter's own layer modules (``convert.modules``), given the constructors a
-model definition wants: one computation of each Caffe layer in the project, and the same
-parameter layout (a block's ``state_dict`` holds exactly the blobs of its Caffe layer).
+The Caffe layers are the generic converter's own modules (``convert.modules``), given the
+constructors a model definition wants: one computation of each Caffe layer in the project, and the
+same parameter layout (a block's ``state_dict`` holds exactly the blobs of its Caffe layer).
+Each block that moves pixels knows its coordinate map, so crops are computed, never written down.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 from torch import nn
 
 from convert import modules
-from convert.coord_map import WindowGeometry
+from convert.coord_map import CoordMap, WindowGeometry, crop_offset_from_maps, deconv_map
 
 
 def upsample_filt(size: int) -> np.ndarray:
@@ -36,6 +38,15 @@ def bilinear_weight(channels: int, size: int) -> torch.Tensor:
     return weight
 
 
+def score_conv(in_channels: int, num_classes: int) -> nn.Conv2d:
+    """A 1x1 scoring convolution starting at zero: the reference nets give score layers no filler,
+    so a new skip adds exact zeros until training moves it."""
+    conv = nn.Conv2d(in_channels, num_classes, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 class Crop(modules.Crop):
     """Caffe's Crop from axis 2 with one offset: a top-left window of the reference's size.
 
@@ -46,9 +57,17 @@ class Crop(modules.Crop):
     def __init__(self, offset: int) -> None:
         super().__init__(axis=2, offsets=[offset])
 
+    @classmethod
+    def aligning(cls, big: CoordMap, reference: CoordMap) -> "Crop":
+        """The crop that aligns a blob at ``big`` with one at ``reference`` (maps from one ancestor)."""
+        return cls(crop_offset_from_maps(big, reference))
+
     @property
     def offset(self) -> int:
         return self.offsets[0]
+
+    def extra_repr(self) -> str:
+        return f"offset={self.offset}"
 
 
 class ChannelScale(modules.Scale):
@@ -61,6 +80,10 @@ class ChannelScale(modules.Scale):
     def __init__(self, channels: int, value: float = 1.0, learnable: bool = False) -> None:
         super().__init__(axis=1, bias_blob=None)
         self.weight = nn.Parameter(torch.full((channels,), float(value)), requires_grad=learnable)
+        self.value = float(value)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, initial={self.value:g}"
 
 
 class Upsample(modules.Deconvolution):
@@ -94,5 +117,42 @@ class Upsample(modules.Deconvolution):
             if self.bias is not None:
                 self.bias.zero_()
 
+    @property
+    def coord_map(self) -> CoordMap:
+        return deconv_map(self.kernel_size, self.stride[0])
+
     def extra_repr(self) -> str:
-        return f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride[0]}"
+        learned = ", learnable" if self.weight.requires_grad else ""
+        return f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride[0]}{learned}"
+
+
+class Sum(modules.Eltwise):
+    """Caffe's Eltwise SUM, optionally weighted (NYUD color-HHA averages two scores 0.5 / 0.5)."""
+
+    def __init__(self, coeffs: tuple[float, ...] = ()) -> None:
+        super().__init__(operation=1, coeffs=coeffs)
+
+    def extra_repr(self) -> str:
+        return f"coeffs={self.coeffs}" if self.coeffs else ""
+
+
+class Skip(nn.Module):
+    """One skip of FCN: [scale] -> 1x1 score (zero init) -> crop to the upsampled blob -> add.
+
+    ``pool`` and ``upsampled`` are the coordinate maps of the tapped blob and of the blob it is
+    fused into; the crop offset follows from them. ``scale`` (FCN-8s at-once) multiplies the pool
+    by a fixed per-channel factor first. Zero scores make a new skip add exact zeros.
+    """
+
+    def __init__(self, channels: int, num_classes: int, pool: CoordMap, upsampled: CoordMap,
+                 scale: float | None = None) -> None:
+        super().__init__()
+        self.scale = ChannelScale(channels, scale) if scale is not None else None
+        self.score = score_conv(channels, num_classes)
+        self.crop = Crop.aligning(pool, upsampled)  # a 1x1 score keeps the pool's coordinates
+        self.fuse = Sum()
+
+    def forward(self, upsampled: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+        if self.scale is not None:
+            pool = self.scale(pool)
+        return self.fuse(upsampled, self.crop(self.score(pool), upsampled))

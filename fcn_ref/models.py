@@ -1,48 +1,72 @@
-"""The FCN model zoo as readable PyTorch modules whose state-dict keys are Caffe's layer names.
+"""The FCN model zoo as PyTorch modules: a trunk that returns the blobs a head taps, and a head.
 
-Every class is a trunk (``fcn_ref.trunks``) plus one or two score heads (``fcn_ref.heads``), with
-the widths and class count as constructor arguments: the paper's values by default, smaller ones for
-a reduced net with the same graph. ``architecture`` (name + kwargs) is what a converted file stores
-and what ``fcn_ref.load`` rebuilds from; ``ARCHITECTURES`` maps each name to its class.
+``print(FCN8s())`` shows the structure: ``trunk`` (VGG16's Caffe layers in order) and ``head``
+(``Head8s``: score_fr, upscore2, skip_pool4, upscore_pool4, skip_pool3, upscore8, crop), each skip
+a ``Skip`` (score, crop, fuse). Widths and class count come from the model's config
+(``fcn_ref.configs``); ``architecture`` (name + config) is what a converted file stores and
+``build`` rebuilds from. State-dict keys are module paths; ``fcn_ref.caffe_names`` maps them to
+the Caffe layer names of the files.
 """
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from convert.coord_map import IDENTITY, compose, crop_offset_from_maps, deconv_map
-from fcn_ref.blocks import Crop, Upsample
-from fcn_ref.heads import CVPR_NAMES, HEAVY_NAMES, Features, ScoreHead, score_conv
-from fcn_ref.trunks import (ALEXNET_WIDTHS, FC_WIDTHS, VGG16_WIDTHS, Chain, Step, alexnet_steps,
-                            vgg16_steps)
+from convert.coord_map import IDENTITY, compose
+from fcn_ref.blocks import Crop, Sum, Upsample, score_conv
+from fcn_ref.configs import (AlexNetConfig, CVPRConfig, FCNConfig, NYUDColorDepthConfig, NYUDColorHHAConfig,
+                             SIFTFlowConfig, model_config)
+from fcn_ref.heads import ALL, Head8s, Head16s, Head32s
+from fcn_ref.trunks import VGG16, AlexNet
 
 
 class FCN(nn.Module):
-    """Base of the zoo: keeps the constructor's kwargs (the file's ``architecture``) and loading.
+    """Base of the zoo: the config, the Caffe naming era, and loading.
 
-    Layers are registered on the model itself under their Caffe names; the trunk chains and score
-    heads that build and run them are plain objects, not submodules, so no key gets a prefix.
+    A model class sets ``arch_name`` (the name a file stores) and, where its fields differ from
+    ``FCNConfig``'s, ``config_family``; it gets its own config class, ``config_class``
+    (``FCN8sConfig``). The CVPR 2015 nets set ``naming = "cvpr"``. ``FCN8s(config)`` or
+    ``FCN8s(**fields)`` build the same model.
     """
 
     arch_name: ClassVar[str] = ""
+    config_family: ClassVar[type[FCNConfig]] = FCNConfig
+    config_class: ClassVar[type[FCNConfig]] = FCNConfig
+    naming: ClassVar[str] = "heavy"  # which naming of fcn_ref.caffe_names the files use
     input_names: ClassVar[tuple[str, ...]] = ("data",)
     output_names: ClassVar[tuple[str, ...]] = ("score",)
 
-    def __init__(self, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "arch_name" in cls.__dict__:  # a concrete model: its own config class, named for it
+            cls.config_class = model_config(f"{cls.__name__}Config", cls.config_family, cls.arch_name)
+
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
-        self.kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+        if config is not None and kwargs:
+            raise TypeError("give a config or keyword arguments, not both")
+        if config is not None and type(config) is not self.config_class:
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, not {type(config).__name__}")
+        self.config = config if config is not None else self.config_class(**kwargs)
 
     @property
     def architecture(self) -> dict:
-        """``{"name", "kwargs"}``: enough to rebuild this model (what ``recognize`` returns)."""
-        return {"name": self.arch_name, "kwargs": dict(self.kwargs)}
+        """``{"name", "kwargs"}``: what a converted file stores to rebuild this model."""
+        return {"name": self.arch_name, "kwargs": self.config.as_kwargs()}
+
+    @property
+    def kwargs(self) -> dict:
+        return self.architecture["kwargs"]
 
     def crop_offsets(self) -> dict[str, int]:
-        """Offset of every crop layer by Caffe name, as computed from the coordinate maps."""
-        return {name: m.offset for name, m in self.named_children() if isinstance(m, Crop)}
+        """Offset of every crop by Caffe layer name, in the net's order, from the coordinate maps."""
+        from fcn_ref.caffe_names import caffe_layer_names
+
+        names = caffe_layer_names(self)
+        return {names[path]: m.offset for path, m in self.named_modules() if isinstance(m, Crop)}
 
     @classmethod
     def from_caffemodel(cls, weights: str | os.PathLike, prototxt: str | os.PathLike | None = None) -> "FCN":
@@ -52,164 +76,170 @@ class FCN(nn.Module):
         return from_caffemodel(weights, prototxt, expected=cls)
 
 
-class _VGGSkipFCN(FCN):
-    """A VGG16 trunk and one score head of stride 32, 16 or 8 (VOC, PASCAL-Context, NYUD)."""
-
-    stride: ClassVar[int] = 32
-    names: ClassVar = HEAVY_NAMES
-    skip_scales: ClassVar[tuple[float, float] | None] = None
-    default_bias: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, num_classes: int = 21, in_channels: int = 3, widths: Sequence[int] = VGG16_WIDTHS,
-                 fc_widths: Sequence[int] = FC_WIDTHS, learn_upsampling: bool = False) -> None:
-        super().__init__(num_classes=num_classes, in_channels=in_channels, widths=widths, fc_widths=fc_widths)
-        self._build(num_classes, in_channels, widths, fc_widths, learn_upsampling, self.default_bias)
-
-    def _build(self, num_classes: int, in_channels: int, widths: Sequence[int], fc_widths: Sequence[int],
-               learn_upsampling: bool, deconv_bias: Sequence[str]) -> None:
-        self.trunk = Chain(self, self._trunk_steps(in_channels, widths, fc_widths))
-        channels = {"fc7": fc_widths[1], "pool4": widths[3], "pool3": widths[2]}
-        maps = {name: self.trunk.maps[name] for name in channels}
-        self.head = ScoreHead(self, num_classes=num_classes, stride=self.stride, channels=channels, maps=maps,
-                              names=self.names, skip_scales=self.skip_scales, bias=deconv_bias,
-                              learn_upsampling=learn_upsampling)
-
-    def _trunk_steps(self, in_channels: int, widths: Sequence[int], fc_widths: Sequence[int]) -> list[Step]:
-        return vgg16_steps(in_channels, widths, fc_widths)
-
-    def features(self, x: torch.Tensor) -> Features:
-        out = self.trunk.run(self, x, taps=("pool3", "pool4"))
-        return Features(out["out"], out.get("pool4"), out.get("pool3"))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self, self.features(x), x)
-
-
-class FCN32s(_VGGSkipFCN):
+class FCN32s(FCN):
     """FCN-32s (voc-fcn32s; also PASCAL-Context with 60 classes, NYUD color or HHA with 40)."""
 
     arch_name = "fcn32s"
-    stride = 32
+
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=())
+        self.head = Head32s(self.trunk, c.num_classes, learned=[ALL] if c.learn_upsampling else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x), x)
 
 
-class FCN16s(_VGGSkipFCN):
+class FCN16s(FCN):
     """FCN-16s: FCN-32s plus the pool4 skip (crop offsets 5 and 27)."""
 
     arch_name = "fcn16s"
-    stride = 16
+
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=("pool4",))
+        self.head = Head16s(self.trunk, c.num_classes, learned=[ALL] if c.learn_upsampling else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x), x)
 
 
-class FCN8s(_VGGSkipFCN):
+class FCN8s(FCN):
     """FCN-8s: pool4 and pool3 skips (crop offsets 5, 9 and 31). ``voc-fcn8s/deploy.prototxt``."""
 
     arch_name = "fcn8s"
-    stride = 8
+    skip_scales: ClassVar[tuple[float, float] | None] = None
+
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=("pool3", "pool4"))
+        self.head = Head8s(self.trunk, c.num_classes, skip_scales=self.skip_scales,
+                           learned=[ALL] if c.learn_upsampling else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x), x)
 
 
-class FCN8sAtOnce(_VGGSkipFCN):
+class FCN8sAtOnce(FCN8s):
     """FCN-8s trained in one stage: pool4 and pool3 are scaled by 0.01 and 0.0001 before scoring.
 
     The scales are Scale layers with their own blobs (shape (C,)), loaded from the file like weights.
     """
 
     arch_name = "fcn8s-atonce"
-    stride = 8
     skip_scales = (0.01, 0.0001)
-
-
-class CVPRFCN32s(_VGGSkipFCN):
-    """The CVPR 2015 FCN-32s (fcn-32s-pascal): ``score-fr`` and a fixed ``upsample`` with a bias blob."""
-
-    arch_name = "cvpr-fcn32s"
-    stride = 32
-    names = CVPR_NAMES
-    default_bias = ("upsample",)
-
-    def __init__(self, num_classes: int = 21, in_channels: int = 3, widths: Sequence[int] = VGG16_WIDTHS,
-                 fc_widths: Sequence[int] = FC_WIDTHS, learn_upsampling: bool = False,
-                 deconv_bias: Sequence[str] | None = None) -> None:
-        """``deconv_bias``: the deconvolutions that have a bias blob in the file (read off it)."""
-        bias = tuple(self.default_bias if deconv_bias is None else deconv_bias)
-        FCN.__init__(self, num_classes=num_classes, in_channels=in_channels, widths=widths, fc_widths=fc_widths,
-                     deconv_bias=bias)
-        self._build(num_classes, in_channels, widths, fc_widths, learn_upsampling, bias)
-
-
-class CVPRFCN16s(CVPRFCN32s):
-    """The CVPR 2015 FCN-16s (fcn-16s-pascal): learned ``score2`` with bias, fixed ``upsample``."""
-
-    arch_name = "cvpr-fcn16s"
-    stride = 16
-    default_bias = ("score2",)
-
-
-class CVPRFCN8s(CVPRFCN32s):
-    """The CVPR 2015 FCN-8s (fcn-8s-pascal, 62.7 mean IU on VOC2011 test): learned ``score2`` (bias)
-    and ``score4`` (no bias), fixed ``upsample`` 16/8."""
-
-    arch_name = "cvpr-fcn8s"
-    stride = 8
-    default_bias = ("score2",)
 
 
 class FCNAlexNet(FCN):
     """FCN-AlexNet (voc-fcn-alexnet): CaffeNet trunk with grouped convs and LRN, one 63/32 deconv."""
 
     arch_name = "fcn-alexnet"
+    config_family = AlexNetConfig
 
-    def __init__(self, num_classes: int = 21, in_channels: int = 3, widths: Sequence[int] = ALEXNET_WIDTHS,
-                 fc_widths: Sequence[int] = FC_WIDTHS, learn_upsampling: bool = False) -> None:
-        super().__init__(num_classes=num_classes, in_channels=in_channels, widths=widths, fc_widths=fc_widths)
-        self.trunk = Chain(self, alexnet_steps(in_channels, widths, fc_widths))
-        self.head = ScoreHead(self, num_classes=num_classes, stride=32, channels={"fc7": fc_widths[1]},
-                              maps={"fc7": self.trunk.maps["fc7"]}, final_kernel=63,
-                              learn_upsampling=learn_upsampling)
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.trunk = AlexNet(c.in_channels, c.widths, c.fc_widths)
+        self.head = Head32s(self.trunk, c.num_classes, kernel=63, learned=[ALL] if c.learn_upsampling else [])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self, Features(self.trunk.run(self, x)["out"], None, None), x)
+        return self.head(self.trunk(x), x)
 
 
-class _SIFTFlowFCN(_VGGSkipFCN):
-    """SIFT Flow multi-task FCN: one trunk, a semantic head (33) and a geometric head (3).
+class _CVPRFCN(FCN):
+    """The CVPR 2015 nets: the same graphs with other names (``score-fr``, ``score2``, ``upsample``),
+    learned ``score2``/``score4`` upsampling, and a bias blob on some deconvolutions."""
 
-    Returns ``{"score_sem": ..., "score_geo": ...}``; each head's layers carry the suffix
+    config_family = CVPRConfig
+    naming = "cvpr"
+    head_class: ClassVar[type[nn.Module]] = Head32s
+    taps: ClassVar[tuple[str, ...]] = ()
+    default_bias: ClassVar[tuple[str, ...]] = ()  # Caffe names, as the released file has them
+
+    def __init__(self, config: CVPRConfig | None = None, **kwargs: Any) -> None:
+        from fcn_ref.caffe_names import head_layer_name
+
+        super().__init__(config, **kwargs)
+        c = self.config
+        bias = self.default_bias if c.deconv_bias is None else c.deconv_bias
+        ups = ("upscore2", "upscore_pool4", "upscore", "upscore16", "upscore8")
+        biased = [up for up in ups if head_layer_name(up, "cvpr") in bias]
+        learned = [ALL] if c.learn_upsampling else ["upscore2", "upscore_pool4"]
+        self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=self.taps)
+        self.head = self.head_class(self.trunk, c.num_classes, learned=learned, biased=biased)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x), x)
+
+
+class CVPRFCN32s(_CVPRFCN):
+    """The CVPR 2015 FCN-32s (fcn-32s-pascal): ``score-fr`` and a fixed ``upsample`` with a bias blob."""
+
+    arch_name = "cvpr-fcn32s"
+    default_bias = ("upsample",)
+
+
+class CVPRFCN16s(_CVPRFCN):
+    """The CVPR 2015 FCN-16s (fcn-16s-pascal): learned ``score2`` with bias, fixed ``upsample``."""
+
+    arch_name = "cvpr-fcn16s"
+    head_class = Head16s
+    taps = ("pool4",)
+    default_bias = ("score2",)
+
+
+class CVPRFCN8s(_CVPRFCN):
+    """The CVPR 2015 FCN-8s (fcn-8s-pascal, 62.7 mean IU on VOC2011 test): learned ``score2`` (bias)
+    and ``score4`` (no bias), fixed ``upsample`` 16/8."""
+
+    arch_name = "cvpr-fcn8s"
+    head_class = Head8s
+    taps = ("pool3", "pool4")
+    default_bias = ("score2",)
+
+
+class _SIFTFlowFCN(FCN):
+    """SIFT Flow multi-task FCN: one trunk, a semantic head (33 classes) and a geometric head (3).
+
+    Returns ``{"score_sem": ..., "score_geo": ...}``; each head's Caffe layers carry the suffix
     ``_sem`` / ``_geo`` (``score_fr_sem``, ``upscore2_geo``, ...), as in siftflow-fcn*s/net.py.
     """
 
+    config_family = SIFTFlowConfig
     output_names = ("score_sem", "score_geo")
+    head_class: ClassVar[type[nn.Module]] = Head32s
+    taps: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, num_classes: int = 33, num_geometric: int = 3, in_channels: int = 3,
-                 widths: Sequence[int] = VGG16_WIDTHS, fc_widths: Sequence[int] = FC_WIDTHS,
-                 learn_upsampling: bool = False) -> None:
-        FCN.__init__(self, num_classes=num_classes, num_geometric=num_geometric, in_channels=in_channels,
-                     widths=widths, fc_widths=fc_widths)
-        self.trunk = Chain(self, vgg16_steps(in_channels, widths, fc_widths))
-        channels = {"fc7": fc_widths[1], "pool4": widths[3], "pool3": widths[2]}
-        maps = {name: self.trunk.maps[name] for name in channels}
-        self.heads = {
-            task: ScoreHead(self, num_classes=k, stride=self.stride, channels=channels, maps=maps,
-                            names=HEAVY_NAMES.suffixed(f"_{task}"), learn_upsampling=learn_upsampling)
-            for task, k in (("sem", num_classes), ("geo", num_geometric))
-        }
+    def __init__(self, config: SIFTFlowConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        learned = [ALL] if c.learn_upsampling else []
+        self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=self.taps)
+        self.sem = self.head_class(self.trunk, c.num_classes, learned=learned)
+        self.geo = self.head_class(self.trunk, c.num_geometric, learned=learned)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        feats = self.features(x)
-        return {f"score_{task}": head(self, feats, x) for task, head in self.heads.items()}
+        blobs = self.trunk(x)
+        return {"score_sem": self.sem(blobs, x), "score_geo": self.geo(blobs, x)}
 
 
 class SIFTFlowFCN32s(_SIFTFlowFCN):
     arch_name = "siftflow-fcn32s"
-    stride = 32
 
 
 class SIFTFlowFCN16s(_SIFTFlowFCN):
     arch_name = "siftflow-fcn16s"
-    stride = 16
+    head_class = Head16s
+    taps = ("pool4",)
 
 
 class SIFTFlowFCN8s(_SIFTFlowFCN):
     arch_name = "siftflow-fcn8s"
-    stride = 8
+    head_class = Head8s
+    taps = ("pool3", "pool4")
 
 
 class NYUDColorDepthFCN32s(FCN32s):
@@ -220,47 +250,55 @@ class NYUDColorDepthFCN32s(FCN32s):
     """
 
     arch_name = "nyud-fcn32s-color-d"
+    config_family = NYUDColorDepthConfig
     input_names = ("color", "depth")
 
-    def __init__(self, num_classes: int = 40, in_channels: int = 4, widths: Sequence[int] = VGG16_WIDTHS,
-                 fc_widths: Sequence[int] = FC_WIDTHS, learn_upsampling: bool = False) -> None:
-        super().__init__(num_classes, in_channels, widths, fc_widths, learn_upsampling)
-
-    def _trunk_steps(self, in_channels: int, widths: Sequence[int], fc_widths: Sequence[int]) -> list[Step]:
-        return vgg16_steps(in_channels, widths, fc_widths, first_conv="conv1_1_bgrd")
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        FCN.__init__(self, config, **kwargs)
+        c = self.config
+        self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=(), first_conv="conv1_1_bgrd")
+        self.head = Head32s(self.trunk, c.num_classes, learned=[ALL] if c.learn_upsampling else [])
 
     def forward(self, color: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         x = color if depth is None else torch.cat([color, depth], dim=1)
         return super().forward(x)
 
 
+class ScoredTrunk(nn.Module):
+    """A trunk and its own score_fr: one input modality of a late-fusion net."""
+
+    def __init__(self, trunk: VGG16, num_classes: int) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.score_fr = score_conv(trunk.channels["fc7"], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score_fr(self.trunk(x)["fc7"])
+
+
 class NYUDColorHHAFCN32s(FCN):
-    """NYUDv2 late fusion: two VGG16 FCN-32s trunks (suffixed ``color`` and ``hha``, as in
-    nyud-fcn32s-color-hha/net.py: ``conv1_1color``, ``score_frhha``), scores averaged with Eltwise
-    coefficients 0.5 / 0.5, then one fixed 64/32 ``upscore``; cropped against the color input.
+    """NYUDv2 late fusion: two VGG16 FCN-32s trunks (``color`` and ``hha``; their Caffe layers carry
+    the suffix, as in nyud-fcn32s-color-hha/net.py: ``conv1_1color``, ``score_frhha``), scores
+    averaged by an Eltwise with coefficients 0.5 / 0.5, then one fixed 64/32 ``upscore`` cropped
+    against the color input.
     """
 
     arch_name = "nyud-fcn32s-color-hha"
+    config_family = NYUDColorHHAConfig
     input_names = ("color", "hha")
-    MODALITIES = ("color", "hha")
     FUSE_COEFFS = (0.5, 0.5)
 
-    def __init__(self, num_classes: int = 40, widths: Sequence[int] = VGG16_WIDTHS,
-                 fc_widths: Sequence[int] = FC_WIDTHS, learn_upsampling: bool = False) -> None:
-        super().__init__(num_classes=num_classes, widths=widths, fc_widths=fc_widths)
-        self.trunks = {}
-        for modality in self.MODALITIES:
-            steps = vgg16_steps(3, widths, fc_widths, suffix=modality)
-            steps.append(Step(f"score_fr{modality}", score_conv(fc_widths[1], num_classes)))
-            self.trunks[modality] = Chain(self, steps)
-        self.upscore = Upsample(num_classes, 64, 32, learnable=learn_upsampling)
-        upscored = compose(self.trunks["color"].output_map, deconv_map(64, 32))
-        self.score = Crop(crop_offset_from_maps(upscored, IDENTITY))
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.color = ScoredTrunk(VGG16(c.in_channels, c.widths, c.fc_widths, taps=()), c.num_classes)
+        self.hha = ScoredTrunk(VGG16(c.in_channels, c.widths, c.fc_widths, taps=()), c.num_classes)
+        self.fuse = Sum(self.FUSE_COEFFS)
+        self.upscore = Upsample(c.num_classes, 64, 32, learnable=c.learn_upsampling)
+        self.crop = Crop.aligning(compose(self.color.trunk.maps["fc7"], self.upscore.coord_map), IDENTITY)
 
     def forward(self, color: torch.Tensor, hha: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        scores = [self.trunks[m].run(self, x)["out"] for m, x in zip(self.MODALITIES, (color, hha))]
-        fused = self.FUSE_COEFFS[0] * scores[0] + self.FUSE_COEFFS[1] * scores[1]
-        return self.score(self.upscore(fused), color)
+        return self.crop(self.upscore(self.fuse(self.color(color), self.hha(hha))), color)
 
 
 ARCHITECTURES: dict[str, type[FCN]] = {
@@ -270,6 +308,9 @@ ARCHITECTURES: dict[str, type[FCN]] = {
 }
 
 
-def build(architecture: dict) -> FCN:
-    """A model from a file's ``{"name", "kwargs"}`` (unknown names raise KeyError)."""
-    return ARCHITECTURES[architecture["name"]](**architecture.get("kwargs", {}))
+def build(architecture: dict | FCNConfig) -> FCN:
+    """A model from its config, or from a file's ``{"name", "kwargs"}`` (unknown names: KeyError)."""
+    if isinstance(architecture, FCNConfig):
+        return ARCHITECTURES[architecture.arch](architecture)
+    cls = ARCHITECTURES[architecture["name"]]
+    return cls(cls.config_class(**architecture.get("kwargs", {})))

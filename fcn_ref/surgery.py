@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import os
 
+from dataclasses import fields
+
 import numpy as np
 import torch
 
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet
 from convert.reader import read_net
-from fcn_ref.blocks import Upsample
-from fcn_ref.models import (ARCHITECTURES, FCN, FCNAlexNet, NYUDColorDepthFCN32s, NYUDColorHHAFCN32s)
+from fcn_ref.blocks import Skip, Upsample
+from fcn_ref.caffe_names import caffe_layer_names, caffe_state_dict
+from fcn_ref.models import ARCHITECTURES, FCN, FCNAlexNet, NYUDColorDepthFCN32s, NYUDColorHHAFCN32s
 from fcn_ref.trunks import VGG16_BLOCK_DEPTHS
 
 VGG16_CONVS = [f"conv{b}_{i}" for b, depth in enumerate(VGG16_BLOCK_DEPTHS, start=1) for i in range(1, depth + 1)]
@@ -59,10 +62,8 @@ def fcn_from_classifier(caffemodel: str | os.PathLike, arch: str = "fcn32s", num
     kwargs = _classifier_kwargs(net, width_layers, path)
     if cls is NYUDColorDepthFCN32s:
         kwargs["in_channels"] += 1
-    if cls is NYUDColorHHAFCN32s:
-        kwargs.pop("in_channels")
     model = cls(num_classes=num_classes, **kwargs)
-    state = model.state_dict()
+    state = caffe_state_dict(model)
 
     def put(target: str, blobs: list[np.ndarray]) -> None:
         for key, blob in zip(("weight", "bias"), blobs):
@@ -84,7 +85,7 @@ def fcn_from_classifier(caffemodel: str | os.PathLike, arch: str = "fcn32s", num
 
 
 def _trunk_suffixes(model: FCN) -> list[str]:
-    return list(model.MODALITIES) if isinstance(model, NYUDColorHHAFCN32s) else [""]
+    return ["color", "hha"] if isinstance(model, NYUDColorHHAFCN32s) else [""]
 
 
 def _add_depth_channel(weight: np.ndarray) -> np.ndarray:
@@ -95,13 +96,48 @@ def _add_depth_channel(weight: np.ndarray) -> np.ndarray:
 
 def stage(coarser: FCN, arch: str = "fcn16s") -> FCN:
     """The next, finer FCN (``fcn16s`` from ``fcn32s``, ``fcn8s`` from ``fcn16s``), initialised
-    from ``coarser``: shared layers copied, new skip scores zero, fixed upsampling bilinear."""
-    finer = ARCHITECTURES[arch](**coarser.kwargs).to(next(coarser.parameters()).device)
-    theirs = coarser.state_dict()
-    fixed_upsampling = {f"{name}.{key}" for name, m in finer.named_children()
-                        if isinstance(m, Upsample) and not m.weight.requires_grad for key in ("weight", "bias")}
+    from ``coarser``: shared layers copied (by Caffe name), new skip scores zero, fixed upsampling
+    bilinear. Every setting of ``coarser`` carries over (widths, classes, learned upsampling).
+
+    Refused, with one line naming the layers, when ``coarser`` cannot initialise the finer net
+    completely (a layer that is neither shared nor a new skip or upsampling, as from FCN-AlexNet to
+    FCN-16s) or when a trained layer of ``coarser`` other than an upsampling has no place in it
+    (FCN-8s to FCN-16s).
+    """
+    finer_class = ARCHITECTURES[arch]
+    return stage_into(coarser, finer_class(_carried_config(coarser, finer_class)))
+
+
+def stage_into(coarser: FCN, finer: FCN) -> FCN:
+    """``stage`` into a model already built (a new architecture, e.g. an FCN-4s from an FCN-8s)."""
+    finer = finer.to(next(coarser.parameters()).device)
+    theirs, ours = caffe_state_dict(coarser), caffe_state_dict(finer)
+    names = caffe_layer_names(finer)
+    fresh = {f"{names[f'{path}.{sub}' if sub else path]}.{key}" for path, m in finer.named_modules()
+             if isinstance(m, (Skip, Upsample)) for sub, part in m.named_modules()
+             for key, _ in part.named_parameters(recurse=False)}  # zero scores, factors, bilinear
+    fixed = {f"{names[path]}.{key}" for path, m in finer.named_modules()
+             if isinstance(m, Upsample) and not m.weight.requires_grad for key, _ in m.named_parameters()}
+    copied = {key for key in ours if key in theirs and key not in fixed and theirs[key].shape == ours[key].shape}
+    uninitialised = sorted(set(ours) - copied - fresh - fixed)
+    trained = {f"{caffe}.{key}" for path, caffe in caffe_layer_names(coarser).items()
+               if not isinstance(layer := coarser.get_submodule(path), Upsample)  # the finer path replaces it
+               for key, p in layer.named_parameters(recurse=False) if p.requires_grad}
+    lost = sorted(trained - copied)
+    if uninitialised or lost:
+        why = (f"no source for {', '.join(uninitialised[:4])}" if uninitialised
+               else f"it drops trained {', '.join(lost[:4])}")
+        raise ValueError(f"cannot stage {type(coarser).__name__} into {type(finer).__name__}: {why}")
     with torch.no_grad():
-        for key, tensor in finer.state_dict().items():
-            if key in theirs and key not in fixed_upsampling and theirs[key].shape == tensor.shape:
-                tensor.copy_(theirs[key])
+        for key in copied:
+            ours[key].copy_(theirs[key])
     return finer
+
+
+def _carried_config(coarser: FCN, finer_class: type[FCN]):
+    """The finer class's config with every field of ``coarser``'s it has (one file's blob layout,
+    e.g. the CVPR ``deconv_bias``, only within one class)."""
+    target = finer_class.config_class
+    layout = () if type(coarser) is finer_class else getattr(target, "FILE_LAYOUT", ())
+    names = {f.name for f in fields(target)} - set(layout)
+    return target(**{k: v for k, v in vars(coarser.config).items() if k in names})

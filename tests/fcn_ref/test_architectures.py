@@ -1,9 +1,9 @@
-"""convert.architectures.recognize refuses nets that only look like a zoo architecture."""
+"""fcn_ref.recognize refuses nets that only look like a zoo architecture."""
 from __future__ import annotations
 
 import pytest
 
-from convert.architectures import mismatch, recognize
+from fcn_ref.recognize import mismatch, recognize
 from convert.reader import read_net
 from conftest import FIXTURES
 

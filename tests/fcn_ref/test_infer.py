@@ -10,7 +10,7 @@ from PIL import Image
 
 import fcn_ref
 from convert.checkpoint import save_checkpoint
-from convert.architectures import recognize
+from fcn_ref.recognize import recognize
 from convert.reader import read_net
 from fcn_ref.infer import main
 from fcn_ref.palette import VOC_PALETTE

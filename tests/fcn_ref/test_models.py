@@ -10,6 +10,7 @@ import fcn_ref
 from convert.checkpoint import save_checkpoint
 from convert.reader import read_net
 from fcn_ref.blocks import Upsample, bilinear_weight, upsample_filt
+from fcn_ref.caffe_names import caffe_layer as layer, caffe_state_dict
 from fcn_ref.loading import load_state_strict
 from fcn_ref.models import ARCHITECTURES, build
 from conftest import FIXTURES
@@ -36,20 +37,20 @@ def test_crop_offsets_follow_from_the_geometry(cls, offsets):
 
 
 def test_full_size_state_dicts_have_caffes_names_and_shapes():
-    vgg = _meta(fcn_ref.FCN8s).state_dict()
+    vgg = caffe_state_dict(_meta(fcn_ref.FCN8s))
     assert vgg["conv1_1.weight"].shape == (64, 3, 3, 3) and vgg["fc6.weight"].shape == (4096, 512, 7, 7)
     assert vgg["upscore8.weight"].shape == (21, 21, 16, 16) and "upscore8.bias" not in vgg
-    assert _meta(fcn_ref.FCN8sAtOnce).state_dict()["scale_pool3.weight"].shape == (256,)
-    alex = _meta(fcn_ref.FCNAlexNet).state_dict()
+    assert caffe_state_dict(_meta(fcn_ref.FCN8sAtOnce))["scale_pool3.weight"].shape == (256,)
+    alex = caffe_state_dict(_meta(fcn_ref.FCNAlexNet))
     assert alex["conv2.weight"].shape == (256, 48, 5, 5) and alex["fc6.weight"].shape == (4096, 256, 6, 6)
     assert alex["upscore.weight"].shape == (21, 21, 63, 63)
-    cvpr = _meta(fcn_ref.CVPRFCN32s).state_dict()
+    cvpr = caffe_state_dict(_meta(fcn_ref.CVPRFCN32s))
     assert "score-fr.weight" in cvpr and cvpr["upsample.bias"].shape == (21,)
-    d = _meta(fcn_ref.NYUDColorDepthFCN32s).state_dict()
+    d = caffe_state_dict(_meta(fcn_ref.NYUDColorDepthFCN32s))
     assert d["conv1_1_bgrd.weight"].shape == (64, 4, 3, 3) and "conv1_1.weight" not in d
-    hha = _meta(fcn_ref.NYUDColorHHAFCN32s).state_dict()
+    hha = caffe_state_dict(_meta(fcn_ref.NYUDColorHHAFCN32s))
     assert {"conv1_1color.weight", "fc7hha.bias", "score_frcolor.weight", "upscore.weight"} <= set(hha)
-    sift = _meta(fcn_ref.SIFTFlowFCN16s).state_dict()
+    sift = caffe_state_dict(_meta(fcn_ref.SIFTFlowFCN16s))
     assert sift["score_fr_sem.weight"].shape[0] == 33 and sift["upscore16_geo.weight"].shape[0] == 3
 
 
@@ -58,15 +59,15 @@ def test_caffe_blob_sizes_at_500():
     model = fcn_ref.FCN8s(num_classes=2, **TINY).eval()
     x = torch.zeros(1, 3, 500, 500)
     with torch.no_grad():
-        out = model.trunk.run(model, x, taps=("conv1_1", "pool1", "pool2", "pool3", "pool4", "pool5", "fc6"))
+        out = model.trunk.blobs(x, ("conv1_1", "pool1", "pool2", "pool3", "pool4", "pool5", "fc6"))
         assert [out[k].shape[-1] for k in ("conv1_1", "pool1", "pool2", "pool3", "pool4", "pool5", "fc6")] == \
             [698, 349, 175, 88, 44, 22, 16]
         assert model(x).shape == (1, 2, 500, 500)
         alex = fcn_ref.FCNAlexNet(num_classes=2, widths=[2, 2, 2, 2, 2], fc_widths=[1, 1]).eval()
         taps = ("conv1", "pool1", "pool2", "pool5", "fc6")
-        feats = alex.trunk.run(alex, x, taps=taps)
+        feats = alex.trunk.blobs(x, taps)
         assert [feats[k].shape[-1] for k in taps] == [173, 86, 43, 21, 16]
-        assert alex.upscore(alex.score_fr(feats["out"])).shape[-1] == 543
+        assert layer(alex, "upscore")(layer(alex, "score_fr")(feats["fc7"])).shape[-1] == 543
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -107,10 +108,10 @@ def test_upsample_is_fixed_by_default_and_learnable_on_request():
     assert not Upsample(3, 4, 2).weight.requires_grad
     assert Upsample(3, 4, 2, learnable=True).weight.requires_grad
     model = fcn_ref.FCN8s(num_classes=2, learn_upsampling=True, **TINY)
-    assert model.upscore8.weight.requires_grad
+    assert layer(model, "upscore8").weight.requires_grad
     cvpr = fcn_ref.CVPRFCN8s(num_classes=2, **TINY)
-    assert cvpr.score2.weight.requires_grad and cvpr.score4.weight.requires_grad
-    assert not cvpr.upsample.weight.requires_grad
+    assert layer(cvpr, "score2").weight.requires_grad and layer(cvpr, "score4").weight.requires_grad
+    assert not layer(cvpr, "upsample").weight.requires_grad
 
 
 def test_upsample_equals_the_full_deconvolution_with_or_without_off_diagonal_weights():
@@ -124,7 +125,7 @@ def test_upsample_equals_the_full_deconvolution_with_or_without_off_diagonal_wei
 
 def test_strict_loading_lists_missing_and_unexpected_keys():
     model = fcn_ref.FCN8s(num_classes=2, **TINY)
-    state = dict(model.state_dict())
+    state = dict(caffe_state_dict(model))
     state.pop("score_pool3.bias")
     state["score_pool2.weight"] = torch.zeros(1)
     state["fc7.weight"] = torch.zeros(3, 1, 1, 1)

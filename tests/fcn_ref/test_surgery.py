@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from convert.reader import read_net
 import fcn_ref
 from fcn_ref.blocks import bilinear_weight
+from fcn_ref.caffe_names import caffe_layer as layer, caffe_layer_names, caffe_state_dict
 from fcn_ref.surgery import fcn_from_classifier, stage
 from conftest import FIXTURES, rel_error
 
@@ -41,8 +42,8 @@ def _transplant(key: str):
 def test_fc_layers_as_convolutions_equal_caffes_inner_products(key):
     model, blobs, _ = _transplant(key)
     with torch.no_grad():
-        fc6 = torch.relu(model.fc6(blobs["pool5"]))  # relu6 runs in place in Caffe: blob 'fc6' is after it
-        fc7 = torch.relu(model.fc7(blobs["fc6"][:, :, None, None]))
+        fc6 = torch.relu(layer(model, "fc6")(blobs["pool5"]))  # relu6 runs in place in Caffe: blob 'fc6' is after it
+        fc7 = torch.relu(layer(model, "fc7")(blobs["fc6"][:, :, None, None]))
     assert fc6.shape[2:] == (1, 1) and fc7.shape[2:] == (1, 1)
     assert rel_error(fc6.flatten(1).numpy(), blobs["fc6"].numpy()) <= 1e-5
     assert rel_error(fc7.flatten(1).numpy(), blobs["fc7"].numpy()) <= 1e-5
@@ -52,7 +53,7 @@ def test_fc6_reshape_is_the_documented_index_map():
     """W[o, c, h, w] = W_ip[o, 49c + 7h + w] for VGG's 7 x 7 pool5."""
     model, _, folder = _transplant("vgg16-v1")
     ip = read_net(folder / "v1.caffemodel").layer("fc6").blobs[0]
-    conv = model.fc6.weight.detach().numpy()
+    conv = layer(model, "fc6").weight.detach().numpy()
     o, c, h, w = 3, 5, 2, 6
     assert conv.shape[2:] == (7, 7) and conv[o, c, h, w] == ip[o, 49 * c + 7 * h + w]
 
@@ -62,8 +63,8 @@ def test_transplanted_fcn_starts_with_zero_scores_and_bilinear_upsampling(key):
     model, _, folder = _transplant(key)
     net = read_net(folder / "net.caffemodel")
     for name in ("conv1_1" if "vgg" in key else "conv1", "conv3_1" if "vgg" in key else "conv3"):
-        assert np.array_equal(model.get_submodule(name).weight.detach().numpy(), net.layer(name).blobs[0])
-    for name, module in model.named_children():
+        assert np.array_equal(layer(model, name).weight.detach().numpy(), net.layer(name).blobs[0])
+    for name, module in ((caffe, model.get_submodule(path)) for path, caffe in caffe_layer_names(model).items()):
         if name.startswith("score") and hasattr(module, "weight"):
             assert not module.weight.any() and not module.bias.any()
         if isinstance(module, fcn_ref.blocks.Upsample):
@@ -78,7 +79,7 @@ def test_color_depth_surgery_adds_the_mean_colour_filter():
     model = fcn_from_classifier(FIXTURES / "vgg16-classifier" / "net.caffemodel", arch="nyud-fcn32s-color-d",
                                 num_classes=40)
     rgb = read_net(FIXTURES / "vgg16-classifier" / "net.caffemodel").layer("conv1_1").blobs[0]
-    w = model.conv1_1_bgrd.weight.detach().numpy()
+    w = layer(model, "conv1_1_bgrd").weight.detach().numpy()
     assert w.shape[1] == 4 and np.array_equal(w[:, :3], rgb)
     assert np.allclose(w[:, 3], rgb.mean(axis=1), rtol=0, atol=1e-7)
 
@@ -93,14 +94,15 @@ def _trained_fcn32s() -> fcn_ref.FCN32s:
 def test_stage_copies_shared_layers_and_zeroes_new_skips():
     coarse = _trained_fcn32s()
     fine = stage(coarse, "fcn16s")
-    ours, theirs = fine.state_dict(), coarse.state_dict()
+    ours, theirs = caffe_state_dict(fine), caffe_state_dict(coarse)
     for key in theirs:
         if key.startswith(("conv", "fc", "score_fr")):
             assert torch.equal(ours[key], theirs[key]), key
-    assert not fine.score_pool4.weight.any() and not fine.score_pool4.bias.any()
-    assert torch.equal(fine.upscore2.weight, bilinear_weight(fine.upscore2.channels, 4))
+    assert not layer(fine, "score_pool4").weight.any() and not layer(fine, "score_pool4").bias.any()
+    assert torch.equal(layer(fine, "upscore2").weight, bilinear_weight(layer(fine, "upscore2").channels, 4))
     finer = stage(fine, "fcn8s")
-    assert not finer.score_pool3.weight.any() and torch.equal(finer.score_pool4.weight, fine.score_pool4.weight)
+    assert not layer(finer, "score_pool3").weight.any() and torch.equal(layer(finer, "score_pool4").weight,
+                                                                     layer(fine, "score_pool4").weight)
 
 
 @pytest.mark.parametrize("arch", ["fcn16s", "fcn8s"])
@@ -114,13 +116,13 @@ def test_staged_net_is_the_coarse_score_through_its_own_upsampling(arch):
     fine.eval()
     x = torch.randn(1, 3, 61, 47)
     with torch.no_grad():
-        score_fr = coarse.score_fr(coarse.features(x).fc7)
-        up = fine.upscore2(score_fr)
+        score_fr = layer(coarse, "score_fr")(coarse.trunk(x)["fc7"])
+        up = layer(fine, "upscore2")(score_fr)
         if arch == "fcn8s":
-            up = fine.upscore_pool4(up)
-            expected = fine.score(fine.upscore8(up), x)
+            up = layer(fine, "upscore_pool4")(up)
+            expected = layer(fine, "score")(layer(fine, "upscore8")(up), x)
         else:
-            expected = fine.score(fine.upscore16(up), x)
+            expected = layer(fine, "score")(layer(fine, "upscore16")(up), x)
         assert torch.equal(fine(x), expected)
         assert torch.equal(fine(x).argmax(1), expected.argmax(1))
 
@@ -147,6 +149,27 @@ def test_staged_scores_are_not_the_coarse_scores():
 def test_stage_keeps_learned_cvpr_upsampling():
     coarse = fcn_ref.CVPRFCN8s.from_caffemodel(FIXTURES / "cvpr-fcn8s" / "net.caffemodel")
     again = stage(coarse, "cvpr-fcn8s")
-    assert torch.equal(again.score2.weight, coarse.score2.weight)  # learned: carried over
-    assert torch.equal(again.score2.bias, coarse.score2.bias)
-    assert torch.equal(again.upsample.weight, bilinear_weight(21, 16))  # fixed: bilinear
+    assert torch.equal(layer(again, "score2").weight, layer(coarse, "score2").weight)  # learned: carried over
+    assert torch.equal(layer(again, "score2").bias, layer(coarse, "score2").bias)
+    assert torch.equal(layer(again, "upsample").weight, bilinear_weight(21, 16))  # fixed: bilinear
+
+
+@pytest.mark.parametrize("source, arch, why", [
+    ("fcn-alexnet", "fcn16s", "no source for conv1_1"),
+    ("fcn8s", "fcn16s", "drops trained score_pool3"),
+])
+def test_stage_refuses_a_source_that_cannot_initialise_the_finer_net(source, arch, why):
+    coarse = fcn_ref.ARCHITECTURES[source](num_classes=3, widths=[2, 2, 2, 2, 2], fc_widths=[2, 2])
+    with pytest.raises(ValueError, match=why) as info:
+        stage(coarse, arch)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("arch", ["fcn16s", "cvpr-fcn16s"])
+def test_stage_keeps_every_setting_of_the_source(arch):
+    source = {"fcn16s": "fcn32s", "cvpr-fcn16s": "cvpr-fcn32s"}[arch]
+    coarse = fcn_ref.ARCHITECTURES[source](num_classes=3, widths=[2, 2, 2, 2, 2], fc_widths=[2, 2],
+                                           learn_upsampling=True)
+    fine = stage(coarse, arch)
+    assert fine.config.learn_upsampling and fine.config.num_classes == 3 and fine.config.widths == (2, 2, 2, 2, 2)
+    assert all(m.weight.requires_grad for m in fine.modules() if isinstance(m, fcn_ref.Upsample))

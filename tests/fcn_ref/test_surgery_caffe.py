@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from conftest import FIXTURES, rel_error
+from fcn_ref.caffe_names import caffe_layer_names
 from fcn_ref.surgery import fcn_from_classifier
 
 CASE = FIXTURES / "surgery" / "vgg16-fcn32s"
@@ -18,7 +19,7 @@ def test_transplant_from_legacy_vgg16_equals_caffes_surgery_and_forward():
         data = f["inputs/data"][()]
         reference = {name: (d[()], d.attrs["written_by"]) for name, d in f["blobs"].items()}
     model = fcn_from_classifier(FIXTURES / "vgg16-classifier" / "v1.caffemodel", "fcn32s", num_classes=21).eval()
-    modules = dict(model.named_modules())
+    modules = {caffe: model.get_submodule(path) for path, caffe in caffe_layer_names(model).items()}
     captured: dict[str, np.ndarray] = {}
     for blob, (_, writer) in reference.items():
         if writer in modules and blob != "data":

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from convert.architectures import recognize
+from fcn_ref.recognize import recognize
 from convert.checkpoint import save_checkpoint
 from convert.reader import read_net
 import fcn_ref

@@ -234,7 +234,7 @@ def fcn8s_head(n: NetSpec, top, k: int, suffix: str = "", scale_skips: bool = Fa
 
 
 def vgg_arch(name: str, k: int, in_channels: int | None = 3, widths=VGG_WIDTHS, fc=VGG_FC, **extra) -> dict:
-    """case.json "architecture" for a VGG-trunk FCN, in convert.architectures' vocabulary:
+    """case.json "architecture" for a VGG-trunk FCN, in fcn_ref.recognize's vocabulary:
     fcn_ref model name plus the kwargs that rebuild these reduced nets (per-stage widths)."""
     kwargs = dict(num_classes=k)
     if in_channels is not None:  # the two-trunk color-hha model has no single input width

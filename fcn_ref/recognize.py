@@ -1,5 +1,8 @@
 """Recognize the FCN zoo architectures in a Caffe net: ``recognize(net) -> {"name", "kwargs"} | None``.
 
+Model knowledge, so it lives in fcn_ref: ``python -m convert`` writes a generic file, and
+``fcn_ref.load`` recognizes the net stored in it.
+
 A guess comes from the layer names that set the zoo nets apart (``score_fr_sem``, ``conv1_1_bgrd``,
 ``score-fr``, ...) with widths and class counts read off the blob shapes. The guess is then checked
 against the model it names: that model is built on the ``meta`` device (no memory, no init) and
@@ -18,6 +21,8 @@ from torch import nn
 from convert.coord_map import conv_geometry, pool_geometry
 from convert.modules import Deconvolution, Scale
 from convert.net import CaffeNet, Layer, blob_names
+from fcn_ref.caffe_names import caffe_layer_names, caffe_state_dict
+from fcn_ref.models import ARCHITECTURES
 
 Guess = dict  # {"name": str, "kwargs": dict}
 SPATIAL_TYPES = ("Convolution", "Deconvolution", "Pooling", "LRN", "Scale")
@@ -195,8 +200,6 @@ def _explicit_crop_offset(layer: Layer) -> int | str | None:
 
 def mismatch(net: CaffeNet, guess: Guess) -> str | None:
     """Why ``net`` is not the model ``guess`` names (None when it is): weights, geometry, crops."""
-    from fcn_ref.models import ARCHITECTURES  # fcn_ref builds on convert; import on use only
-
     cls = ARCHITECTURES.get(guess["name"])
     if cls is None:
         return f"unknown architecture {guess['name']!r}"
@@ -206,7 +209,7 @@ def mismatch(net: CaffeNet, guess: Guess) -> str | None:
     except (TypeError, ValueError, KeyError) as exc:
         return f"cannot build {guess['name']}: {exc}"
 
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    ours = {k: tuple(v.shape) for k, v in caffe_state_dict(model).items()}
     theirs = _blob_shapes(net)
     if ours != theirs:
         missing = sorted(set(ours) - set(theirs))
@@ -214,7 +217,7 @@ def mismatch(net: CaffeNet, guess: Guess) -> str | None:
         shapes = sorted(k for k in set(ours) & set(theirs) if ours[k] != theirs[k])
         return f"weights differ: missing {missing[:4]}, unexpected {extra[:4]}, shapes {shapes[:4]}"
 
-    modules = dict(model.named_children())
+    modules = {name: model.get_submodule(path) for path, name in caffe_layer_names(model).items()}
     layers = {layer.name: layer for layer in net.layers if layer.type in SPATIAL_TYPES}
     spatial_modules = {n for n, m in modules.items() if _module_geometry(m) is not None}
     if set(layers) != spatial_modules:
