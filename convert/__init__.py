@@ -24,15 +24,16 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(_LAZY[name]), name)
 
 
-def load_caffe(weights=None, prototxt=None):
-    """A Caffe model as an eval-mode ``torch.nn.Module`` (see ``convert.runtime``)."""
+def load_caffe(weights=None, prototxt=None, *, crop_offsets="caffe"):
+    """A Caffe model as an eval-mode ``torch.nn.Module`` (see ``convert.runtime``); ``crop_offsets``
+    "coord-map" gives offset-less Crop layers their coordinate-map offsets (``convert.crop_offsets``)."""
     from convert.runtime import load_caffe as _load_caffe
 
-    return _load_caffe(weights, prototxt)
+    return _load_caffe(weights, prototxt, crop_offsets=crop_offsets)
 
 
-def load(path):
+def load(path, *, crop_offsets="caffe"):
     """A file written by ``python -m convert`` as an eval-mode ``torch.nn.Module``."""
     from convert.runtime import load as _load
 
-    return _load(path)
+    return _load(path, crop_offsets=crop_offsets)

@@ -8,14 +8,12 @@ says which builder serves which Caffe type.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from convert import coord_map
 from convert.coord_map import conv_geometry, pool_geometry
 from convert.errors import CaffeFormatError
 from convert.modules import (LRN, BatchNorm, Bias, Concat, Convolution, Crop, Deconvolution, Eltwise,
@@ -123,28 +121,10 @@ def build_pooling(layer: Layer, net: CaffeNet) -> nn.Module:
 
 
 def crop_offsets_for_layer(layer: Layer, net: CaffeNet) -> list[int]:
-    """The offsets a Crop layer uses: its own if it has them, otherwise (the CVPR-era layers) the
-    ones the coordinate maps give, or Caffe's default 0 where the geometry gives none. Own offsets
-    that disagree with the geometry draw a warning but are kept, as Caffe keeps them."""
-    param = layer.param.crop_param
-    try:
-        spatial = coord_map.crop_offset(net, layer)  # (H, W); only for 4-D image blobs
-    except (coord_map.CropOffsetError, coord_map.UndefinedMapError):
-        spatial = None
-    count = 4 - param.axis % 4  # cropped axes of a 4-D blob
-    if param.offset:
-        given = list(param.offset)
-        per_axis = given * count if len(given) == 1 else given
-        if spatial is not None and len(per_axis) == count:
-            shown = min(count, 2)  # H and W, or W alone for axis 3
-            if per_axis[-shown:] != spatial[-shown:]:
-                warnings.warn(f"Crop layer '{layer.name}': offset {given} differs from the "
-                              f"{spatial[-shown:]} its geometry gives; using {given} as Caffe does",
-                              stacklevel=2)
-        return given
-    if spatial is None:  # e.g. two independent inputs: Caffe's own default, offset 0
-        return [0]
-    return [0] * max(0, count - 2) + spatial[-min(count, 2):]
+    """The offsets a Crop layer uses: its own, or BVLC Caffe's default 0. Coordinate-map offsets
+    (legacy CROP layers, ``crop_offsets="coord-map"``) are written in by ``convert.crop_offsets``
+    before the net is built."""
+    return list(layer.param.crop_param.offset) or [0]
 
 
 def build_crop(layer: Layer, net: CaffeNet) -> nn.Module:

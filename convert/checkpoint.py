@@ -19,6 +19,7 @@ import torch
 from google.protobuf import text_format
 
 from convert.binary_reader import parsed_from_message
+from convert.crop_offsets import resolve_legacy_crops
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet, blob_names
 from convert.schema import NetParameter
@@ -40,6 +41,7 @@ class Checkpoint:
 
 def structure_text(net: CaffeNet) -> str:
     """The net as a modern prototxt without blobs (inputs declared with ``input``/``input_shape``)."""
+    net = resolve_legacy_crops(net)  # a legacy CROP's offsets are written in: the file is modern
     proto = NetParameter(name=net.name)
     for name, shape in net.inputs.items():
         proto.input.append(name)

@@ -12,9 +12,11 @@ import os
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from convert.checkpoint import save_checkpoint
+from convert.crop_offsets import POLICIES, apply_policy as apply_crop_policy
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet
 from convert.reader import read_net
@@ -60,7 +62,8 @@ def check_supported(net: CaffeNet, path: str) -> None:
                                    path=path, layer=layer.name)
 
 
-def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool) -> CaffeNet:
+def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool,
+                 crop_offsets: str = "caffe") -> CaffeNet:
     """Write the generic converted file (which model it is, fcn_ref.load recognizes on reading)."""
     source_path = model if model is not None else prototxt
     if out.exists() and not force:
@@ -68,6 +71,7 @@ def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bo
     hasher = _Sha256(source_path) if source_path.is_file() else None
     net = read_net(model, prototxt)
     check_supported(net, str(source_path))
+    net = apply_crop_policy(net, crop_offsets)  # "coord-map" writes the offsets into the file
     source = {"file": source_path.name, "sha256": hasher.result() if hasher else ""}
     if prototxt is not None and model is not None:
         source["prototxt"] = prototxt.name
@@ -81,13 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prototxt", type=Path, help="text net definition; required for HDF5 weights")
     parser.add_argument("-o", "--output", type=Path, help="output .pth (default: MODEL with .pth, beside it)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    parser.add_argument("--crop-offsets", choices=POLICIES, default="caffe",
+                        help="offsets of Crop layers that write none: 'caffe' (BVLC: 0, the default) "
+                             "or 'coord-map' (from the coordinate maps, as some forks computed them)")
     args = parser.parse_args(argv)
     if args.model is None and args.prototxt is None:
         parser.error("give MODEL, --prototxt, or both")
     start = time.perf_counter()
     out = args.output or default_output(args.model or args.prototxt)
     try:
-        net = convert_file(args.model, args.prototxt, out, args.force)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            net = convert_file(args.model, args.prototxt, out, args.force, args.crop_offsets)
+        for warning in dict.fromkeys(str(w.message) for w in caught):
+            print(f"warning: {warning}", file=sys.stderr)
     except CaffeFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

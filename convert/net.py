@@ -49,6 +49,7 @@ class CaffeNet:
     inputs: dict[str, tuple[int, ...]]
     layers: list[Layer]
     dropped: list[str] = field(default_factory=list)  # loss/accuracy layers left out for inference
+    legacy_v1: bool = False  # read from legacy V1 ``layers``: its Crop layers are the CVPR-era CROP
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import mmap
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from google.protobuf import message, text_format
 
-from convert import wire
+from convert import fork_fields, wire
 from convert.binary_reader import ParsedNet, parsed_from_message, read_binary
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet
@@ -70,6 +71,8 @@ def read_text(path: str | os.PathLike) -> ParsedNet:
         raise CaffeFormatError(f"prototxt syntax error at line {e}", path=str(p)) from None
     if not len(net.layer) and not len(net.layers):
         raise CaffeFormatError("prototxt defines no layers", path=str(p))
+    for layer, problem in fork_fields.to_bvlc(net):
+        raise CaffeFormatError(problem, path=str(p), layer=layer)
     return parsed_from_message(net)
 
 
@@ -113,6 +116,15 @@ def _blobs_by_name(parsed: ParsedNet, path: Path) -> dict[str, tuple[str, list]]
     return found
 
 
+def warn_fork_ambiguity(parsed: ParsedNet, path: Path) -> None:
+    """One warning for a caffemodel read without its prototxt whose stored fields a Caffe fork
+    reads differently (``convert.fork_fields``); we follow BVLC, a prototxt would decide."""
+    lines = fork_fields.ambiguous_layers(parsed.net)
+    if lines:
+        warnings.warn(f"{path}: {'; '.join(lines)}. Following BVLC Caffe; pass the net's prototxt "
+                      "(--prototxt) to decide", stacklevel=3)
+
+
 def read_net(weights: str | os.PathLike | None = None, prototxt: str | os.PathLike | None = None) -> CaffeNet:
     """Read a Caffe net: binary/HDF5 ``weights`` and/or a text ``prototxt``, merged by layer name."""
     if weights is None and prototxt is None:
@@ -139,6 +151,7 @@ def read_net(weights: str | os.PathLike | None = None, prototxt: str | os.PathLi
             parsed = read_binary_file(weights_path)
             if structure_path is None:
                 structure = parsed
+                warn_fork_ambiguity(parsed, weights_path)
             else:
                 weight_blobs = {name: to_arrays(type_, raw)
                                 for name, (type_, raw) in _blobs_by_name(parsed, weights_path).items()}

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from convert.crop_offsets import apply_policy as crop_policy
 from convert.errors import CaffeFormatError
 from convert.fastpath import runs_channels_last
 from convert.layers import build_layer
@@ -65,10 +66,13 @@ class CaffeModule(nn.Module):
     Call it with the input blobs, positionally in ``input_names`` order or by name; it returns a
     dict of the output blobs (``output_names``), or of every blob with ``all_blobs=True`` (in-place
     blobs hold their final value, as Caffe leaves them). Any input height and width works.
+    ``crop_offsets``: "caffe" (BVLC: a Crop without offsets crops at 0) or "coord-map" (such a Crop
+    takes the offsets the coordinate maps give; see ``convert.crop_offsets``).
     """
 
-    def __init__(self, net: CaffeNet) -> None:
+    def __init__(self, net: CaffeNet, crop_offsets: str = "caffe") -> None:
         super().__init__()
+        net = crop_policy(net, crop_offsets)
         self.name = net.name
         self.input_names: list[str] = list(net.inputs)
         self.input_shapes: dict[str, tuple[int, ...]] = dict(net.inputs)
@@ -189,19 +193,20 @@ class CaffeModule(nn.Module):
         return f"name={self.name!r}, inputs={self.input_names}, outputs={self.output_names}"
 
 
-def load_caffe(weights: str | PathLike | None, prototxt: str | PathLike | None = None) -> CaffeModule:
+def load_caffe(weights: str | PathLike | None, prototxt: str | PathLike | None = None, *,
+               crop_offsets: str = "caffe") -> CaffeModule:
     """A ready-to-run module (eval mode) from a .caffemodel (binary or HDF5) and/or its prototxt."""
     from convert.reader import read_net  # the reader is optional for users of CaffeModule alone
 
-    return CaffeModule(read_net(weights=weights, prototxt=prototxt)).eval()
+    return CaffeModule(read_net(weights=weights, prototxt=prototxt), crop_offsets=crop_offsets).eval()
 
 
-def load(path: str | PathLike) -> CaffeModule:
+def load(path: str | PathLike, *, crop_offsets: str = "caffe") -> CaffeModule:
     """A ready-to-run module (eval mode) from a converted .pth; its metadata lands in ``.meta``."""
     from convert.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(path)
-    module = CaffeModule(checkpoint.net).eval()
+    module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets).eval()
     module.meta = _metadata(checkpoint)
     return module
 

@@ -7,11 +7,14 @@ declare and never collides with a real ``caffe_pb2`` imported in the same proces
 
 The legacy V1 ``LayerType`` enum carries ``CROP = 40`` from the Caffe branch the CVPR models were
 trained with (longjon/caffe ``future``); master Caffe lacks it. Field 13 of PoolingParameter is master
-Caffe's ``round_mode`` enum (CEIL 0, FLOOR 1).
+Caffe's ``round_mode`` enum (CEIL 0, FLOOR 1). Fork spellings of BVLC fields (``ceil_mode``) are
+added from ``convert.fork_fields`` at private numbers so that text prototxts using them parse.
 """
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from convert.fork_fields import schema_rows
 
 _F = descriptor_pb2.FieldDescriptorProto
 _SCALARS = {
@@ -373,8 +376,9 @@ def _build_file() -> descriptor_pb2.FileDescriptorProto:
         enum = container.add(name=enum_name)
         for value_name, number in values:
             enum.value.add(name=value_name, number=number)
+    fork_rows = schema_rows()  # fork spellings, at private numbers (convert/fork_fields.py)
     for name, fields in MESSAGES.items():
-        for field_name, number, type_name, label, default in fields:
+        for field_name, number, type_name, label, default in [*fields, *fork_rows.get(name, [])]:
             field = messages[name].field.add(name=field_name, number=number)
             field.label = _F.LABEL_OPTIONAL if label == "opt" else _F.LABEL_REPEATED
             if label == "packed":

@@ -5,7 +5,8 @@ legacy V1 ``layers`` with enum types become ``layer`` entries with type strings,
 ``weight_decay`` become ``param`` specs, 4-D legacy blob shapes get the layer's real shape, and every
 way of declaring inputs (``input``/``input_dim``, ``input_shape``, Input layers, data layers) becomes
 ``CaffeNet.inputs``. Layers that only matter for training (losses, accuracy) are left out, as Caffe's
-TEST phase rules and a deploy net would.
+TEST phase rules and a deploy net would. ``CaffeNet.legacy_v1`` remembers the legacy form: its
+offset-less ``CROP`` layers take coordinate-map offsets (``convert.crop_offsets``).
 """
 from __future__ import annotations
 
@@ -168,4 +169,4 @@ def build_net(name: str, header: NetParameter, layers: list[tuple[LayerParameter
     consumed = {bottom for layer in kept for bottom in layer.bottoms}
     declared = set(declared_inputs(header, path))
     inputs = {k: v for k, v in inputs.items() if k in consumed or k in declared}
-    return CaffeNet(name=name, inputs=inputs, layers=kept, dropped=dropped)
+    return CaffeNet(name=name, inputs=inputs, layers=kept, dropped=dropped, legacy_v1=bool(len(header.layers)))

@@ -32,10 +32,11 @@ def module_for(text: str, *blobs: np.ndarray) -> torch.nn.Module:
     return build_layer(layer, CaffeNet("t", {}, [layer]))
 
 
-def net(text: str, inputs: dict[str, tuple[int, ...]], blobs: dict[str, list[np.ndarray]] | None = None) -> CaffeModule:
+def net(text: str, inputs: dict[str, tuple[int, ...]], blobs: dict[str, list[np.ndarray]] | None = None,
+        **options) -> CaffeModule:
     param = text_format.Parse(text, NetParameter())
     layers = [Layer(p, [np.asarray(b, np.float32) for b in (blobs or {}).get(p.name, [])]) for p in param.layer]
-    return CaffeModule(CaffeNet("t", inputs, layers)).eval()
+    return CaffeModule(CaffeNet("t", inputs, layers), **options).eval()
 
 
 def t(values) -> torch.Tensor:
@@ -168,16 +169,29 @@ def test_crop_too_far_is_an_error():
         crop(torch.zeros(1, 1, 5, 5), torch.zeros(1, 1, 3, 3))
 
 
+OFFSETLESS_CROP = ('layer { name: "up" type: "Deconvolution" bottom: "x" top: "up" '
+                   'convolution_param { num_output: 1 kernel_size: 5 bias_term: false } } '
+                   'layer { name: "c" type: "Crop" bottom: "up" bottom: "x" top: "c" }')
+
+
 def test_crop_without_offset_takes_the_geometric_one():
-    """A CVPR-era Crop (no parameters): offset from the coordinate maps, here (k - 1) / 2 - p = 2."""
-    model = net('layer { name: "up" type: "Deconvolution" bottom: "x" top: "up" '
-                'convolution_param { num_output: 1 kernel_size: 5 bias_term: false } } '
-                'layer { name: "c" type: "Crop" bottom: "up" bottom: "x" top: "c" }',
-                {"x": (1, 1, 4, 4)}, {"up": [np.ones((1, 1, 5, 5))]})
+    """A CVPR-era Crop (no parameters, as asked for with crop_offsets="coord-map"): offset from the
+    coordinate maps, here (k - 1) / 2 - p = 2."""
+    model = net(OFFSETLESS_CROP, {"x": (1, 1, 4, 4)}, {"up": [np.ones((1, 1, 5, 5))]}, crop_offsets="coord-map")
     x = torch.zeros(1, 1, 4, 4)
     x[0, 0, 0, 0] = 1  # the 5x5 ones kernel lands on up[0:5, 0:5]; the crop keeps up[2:6, 2:6]
     out = model(x)["c"][0, 0]
     assert out.tolist() == [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]]
+
+
+def test_modern_crop_without_offset_is_bvlc_zero_and_warns_with_the_geometric_one():
+    with pytest.warns(UserWarning, match=r"Crop layer 'c' has no offset.*offset \[2, 2\].*coord-map"):
+        model = net(OFFSETLESS_CROP, {"x": (1, 1, 4, 4)}, {"up": [np.ones((1, 1, 5, 5))]})
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 0, 0] = 1  # up[0:5, 0:5] holds the ones; BVLC keeps up[0:4, 0:4]
+    assert model(x)["c"][0, 0].tolist() == [[1] * 4] * 4
+    with pytest.raises(CaffeFormatError, match="crop_offsets"):
+        net(OFFSETLESS_CROP, {"x": (1, 1, 4, 4)}, {"up": [np.ones((1, 1, 5, 5))]}, crop_offsets="centre")
 
 
 def test_given_offset_differing_from_geometry_warns_and_is_used():

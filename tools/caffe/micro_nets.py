@@ -7,6 +7,7 @@ scale axes, in-place layers, implicit splits, and so on.
 """
 from __future__ import annotations
 
+import numpy as np
 from caffe import layers as L, params as P
 from caffe import NetSpec
 
@@ -276,5 +277,68 @@ def misc_cases() -> list[Case]:
     return c
 
 
+def bvlc_semantics_cases() -> list[Case]:
+    """Issue 13: fork spellings, BVLC's Crop default, and a colorization-style net."""
+    c = []
+
+    def ceil_mode_false(n):
+        n.pool_max = L.Pooling(n.data, pool=MAX, kernel_size=3, stride=2, ceil_mode=False)
+        n.pool_ave = L.Pooling(n.data, pool=AVE, kernel_size=3, stride=2, pad=1, ceil_mode=False)
+        n.pool_k2 = L.Pooling(n.data, pool=MAX, kernel_size=2, stride=2, ceil_mode=False)
+    c.append(micro("pool-ceil-mode-false", {"data": (1, 3, 10, 13)}, ceil_mode_false,
+                   "Pooling with the fork spelling ceil_mode: false (BVLC round_mode: FLOOR): MAX k3 s2 "
+                   "-> 4x6 (ceil would give 5x6), AVE k3 s2 p1 -> 5x7, MAX k2 s2 -> 5x6 (ceil 5x7). "
+                   "Written and run by the packaged Caffe, which is that fork for PoolingParameter "
+                   "field 13; its pooling code for ceil_mode false is BVLC's FLOOR code."))
+
+    def offsetless_crop(n):
+        n.conv = L.Convolution(n.data, num_output=2, kernel_size=3)
+        n.crop = L.Crop(n.data, n.conv)
+    c.append(micro("crop-no-offset-geometry", {"data": (1, 2, 6, 9)}, offsetless_crop,
+                   "A modern Crop with no crop_param cutting the input to the size of an unpadded k3 "
+                   "convolution of it (a U-Net-style skip): BVLC crops at 0, although the coordinate "
+                   "maps give offset 1 (the converter warns).", crop_offsets={"crop": []}))
+
+    def colorization(n):
+        # Zhang et al. colorization deploy structure at reduced width: strided and dilated
+        # convolutions, BatchNorm without a Scale after each block, a deconvolution, 313-way
+        # (here 13-way) 1x1 scores scaled by a constant and a Softmax.
+        def block(name, bottom, nout, count, stride=1, dilation=1):
+            for i in range(1, count + 1):
+                last = i == count
+                kw = dict(num_output=nout, kernel_size=3, pad=dilation)
+                if dilation != 1:
+                    kw["dilation"] = dilation
+                if last and stride != 1:
+                    kw["stride"] = stride
+                n[f"{name}_{i}"] = L.Convolution(bottom, **kw)
+                n[f"relu{name[4:]}_{i}"] = L.ReLU(n[f"{name}_{i}"], in_place=True)
+                bottom = n[f"{name}_{i}"]
+            n[f"{name}_{count}norm"] = L.BatchNorm(bottom, use_global_stats=True)
+            return n[f"{name}_{count}norm"]
+        x = block("conv1", n.data_l, 4, 2, stride=2)
+        x = block("conv2", x, 8, 2, stride=2)
+        x = block("conv3", x, 8, 3)
+        x = block("conv4", x, 8, 3)
+        x = block("conv5", x, 8, 3, dilation=2)
+        x = block("conv6", x, 8, 3, dilation=2)
+        x = block("conv7", x, 8, 3)
+        n.conv8_1 = L.Deconvolution(x, convolution_param=dict(num_output=8, kernel_size=4, stride=2, pad=1))
+        n.relu8_1 = L.ReLU(n.conv8_1, in_place=True)
+        n.conv8_2 = L.Convolution(n.relu8_1, num_output=8, kernel_size=3, pad=1)
+        n.relu8_2 = L.ReLU(n.conv8_2, in_place=True)
+        n.conv8_313 = L.Convolution(n.relu8_2, num_output=13, kernel_size=1)
+        n.conv8_313_rh = L.Scale(n.conv8_313, bias_term=False, filler=dict(type="constant", value=2.606))
+        n.class8_313_rh = L.Softmax(n.conv8_313_rh)
+    c.append(micro("colorization", {"data_l": (1, 1, 28, 36)}, colorization,
+                   "Colorization-style (Zhang et al. 2016 deploy structure, widths cut): strided and "
+                   "dilated 3x3 convolutions, BatchNorm without Scale, a k4 s2 p1 deconvolution, 1x1 "
+                   "scores times a constant Scale (2.606) and a Softmax.",
+                   init={"conv8_313_rh": lambda shapes, rng: [np.full(shapes[0], 2.606, np.float32)]},
+                   max_blob=100_000))  # every blob kept; max_blob selects the compact HDF5 layout
+    return c
+
+
 def all_cases() -> list[Case]:
-    return pooling_cases() + conv_cases() + crop_cases() + eltwise_cases() + scale_cases() + misc_cases()
+    return (pooling_cases() + conv_cases() + crop_cases() + eltwise_cases() + scale_cases() + misc_cases()
+            + bvlc_semantics_cases())
