@@ -40,6 +40,8 @@ ENUMS: dict[str, list[tuple[str, int]]] = {
     "PoolingParameter.RoundMode": [("CEIL", 0), ("FLOOR", 1)],
     "ReductionParameter.ReductionOp": [("SUM", 1), ("ASUM", 2), ("SUMSQ", 3), ("MEAN", 4)],
     "ReLUParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
+    "SPPParameter.PoolMethod": [("MAX", 0), ("AVE", 1), ("STOCHASTIC", 2)],
+    "SPPParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     "SigmoidParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     "SoftmaxParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
     "TanHParameter.Engine": [("DEFAULT", 0), ("CAFFE", 1), ("CUDNN", 2)],
@@ -143,6 +145,17 @@ MESSAGES: dict[str, list[tuple]] = {
         ("scale_param", 142, "ScaleParameter", "opt", None),
         ("input_param", 143, "InputParameter", "opt", None),
         ("crop_param", 144, "CropParameter", "opt", None),
+        ("mvn_param", 120, "MVNParameter", "opt", None),
+        ("prelu_param", 131, "PReLUParameter", "opt", None),
+        ("spp_param", 132, "SPPParameter", "opt", None),
+        ("log_param", 134, "LogParameter", "opt", None),
+        ("embed_param", 137, "EmbedParameter", "opt", None),
+        ("tile_param", 138, "TileParameter", "opt", None),
+        ("elu_param", 140, "ELUParameter", "opt", None),
+        ("parameter_param", 145, "ParameterParameter", "opt", None),
+        ("recurrent_param", 146, "RecurrentParameter", "opt", None),
+        ("swish_param", 147, "SwishParameter", "opt", None),  # BVLC only: not in the packaged fork
+        ("clip_param", 148, "ClipParameter", "opt", None),  # BVLC only: not in the packaged fork
     ],
     "V0LayerParameter": [],  # pre-2014 nets; only its presence matters (we refuse them by name)
     "V1LayerParameter": [
@@ -170,6 +183,7 @@ MESSAGES: dict[str, list[tuple]] = {
         ("dummy_data_param", 26, "DummyDataParameter", "opt", None),
         ("accuracy_param", 27, "AccuracyParameter", "opt", None),
         ("relu_param", 30, "ReLUParameter", "opt", None),
+        ("mvn_param", 34, "MVNParameter", "opt", None),
         ("slice_param", 31, "SliceParameter", "opt", None),
         ("include", 32, "NetStateRule", "rep", None), ("exclude", 33, "NetStateRule", "rep", None),
         ("loss_weight", 35, "float", "rep", None),
@@ -291,6 +305,36 @@ MESSAGES: dict[str, list[tuple]] = {
         ("transpose", 6, "bool", "opt", False),
     ],
     "InputParameter": [("shape", 1, "BlobShape", "rep", None)],
+    "ClipParameter": [("min", 1, "float", "opt", None), ("max", 2, "float", "opt", None)],  # required
+    "ELUParameter": [("alpha", 1, "float", "opt", 1.0)],
+    "EmbedParameter": [
+        ("num_output", 1, "uint32", "opt", None), ("input_dim", 2, "uint32", "opt", None),
+        ("bias_term", 3, "bool", "opt", True), ("weight_filler", 4, "FillerParameter", "opt", None),
+        ("bias_filler", 5, "FillerParameter", "opt", None),
+    ],
+    "LogParameter": [
+        ("base", 1, "float", "opt", -1.0), ("scale", 2, "float", "opt", 1.0),
+        ("shift", 3, "float", "opt", 0.0),
+    ],
+    "MVNParameter": [
+        ("normalize_variance", 1, "bool", "opt", True), ("across_channels", 2, "bool", "opt", False),
+        ("eps", 3, "float", "opt", 1e-9),
+    ],
+    "ParameterParameter": [("shape", 1, "BlobShape", "opt", None)],
+    "PReLUParameter": [("filler", 1, "FillerParameter", "opt", None),
+                       ("channel_shared", 2, "bool", "opt", False)],
+    "RecurrentParameter": [
+        ("num_output", 1, "uint32", "opt", 0), ("weight_filler", 2, "FillerParameter", "opt", None),
+        ("bias_filler", 3, "FillerParameter", "opt", None), ("debug_info", 4, "bool", "opt", False),
+        ("expose_hidden", 5, "bool", "opt", False),
+    ],
+    "SPPParameter": [
+        ("pyramid_height", 1, "uint32", "opt", None),
+        ("pool", 2, "SPPParameter.PoolMethod", "opt", "MAX"),
+        ("engine", 6, "SPPParameter.Engine", "opt", "DEFAULT"),
+    ],
+    "SwishParameter": [("beta", 1, "float", "opt", 1.0)],
+    "TileParameter": [("axis", 1, "int32", "opt", 1), ("tiles", 2, "int32", "opt", None)],
     "LRNParameter": [
         ("local_size", 1, "uint32", "opt", 5), ("alpha", 2, "float", "opt", 1.0),
         ("beta", 3, "float", "opt", 0.75),
