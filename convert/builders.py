@@ -14,12 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from convert.coord_map import conv_geometry, pool_geometry
+from convert.coord_map import WindowGeometry, conv_geometry, pool_geometry
 from convert.errors import CaffeFormatError
-from convert.modules import (LRN, BatchNorm, Bias, Concat, Convolution, Crop, Deconvolution, Eltwise,
-                             Exp, Flatten, GlobalPooling, InnerProduct, Pooling, Power, PReLU, ReLU,
-                             Reshape, Scale, Slice, Softmax, Threshold)
-from convert.net import CaffeNet, Layer, blob_names
+from convert.modules import (ELU, LRN, LSTM, MVN, RNN, SPP, ArgMax, BatchNorm, Bias, Clip, Concat,
+                             Constant, Convolution, Crop, Deconvolution, Eltwise, Embed, Exp, Filter,
+                             Flatten, GlobalPooling, Im2col, InnerProduct, Log, Pooling, Power, PReLU,
+                             Reduction, ReLU, Reshape, Scale, Slice, Softmax, Swish, Threshold, Tile)
+from convert.net import BLOB_NAMES, CaffeNet, Layer, blob_names
 
 
 # ----------------------------------------------------------------------------- weights
@@ -246,3 +247,162 @@ def build_reshape(layer: Layer, net: CaffeNet) -> nn.Module:
     if dims.count(-1) > 1:
         raise CaffeFormatError("Reshape allows at most one -1", layer=layer.name)
     return Reshape(dims, p.axis, p.num_axes)
+
+
+# ----------------------------------------------------------------------------- BVLC's other inference layers
+
+
+def build_elu(layer: Layer, net: CaffeNet) -> nn.Module:
+    return ELU(layer.param.elu_param.alpha)
+
+
+def build_clip(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.clip_param
+    if not (p.HasField("min") and p.HasField("max")):
+        raise CaffeFormatError("Clip needs min and max (both required by caffe.proto)", layer=layer.name)
+    return Clip(p.min, p.max)
+
+
+def build_swish(layer: Layer, net: CaffeNet) -> nn.Module:
+    return Swish(layer.param.swish_param.beta)
+
+
+def build_log(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.log_param
+    if p.base != -1 and p.base <= 0 or p.base == 1:
+        raise CaffeFormatError(f"Log base must be positive and not 1 (or -1 for e), got {p.base}",
+                               layer=layer.name)
+    return Log(p.base, p.scale, p.shift)
+
+
+def build_argmax(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.argmax_param
+    if p.top_k < 1:
+        raise CaffeFormatError("ArgMax top_k must be at least 1", layer=layer.name)
+    return ArgMax(p.top_k, p.out_max_val, p.axis if p.HasField("axis") else None)
+
+
+def build_embed(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.embed_param
+    if not p.num_output or not p.input_dim:
+        raise CaffeFormatError("Embed needs num_output and input_dim", layer=layer.name)
+    _need_weights(layer)
+    module = Embed(p.bias_term)
+    shapes = [(p.input_dim, p.num_output)] + ([(p.num_output,)] if p.bias_term else [])
+    _parameters(module, layer, shapes)
+    return module
+
+
+def build_filter(layer: Layer, net: CaffeNet) -> nn.Module:
+    if len(layer.bottoms) < 2 or len(layer.tops) != len(layer.bottoms) - 1:
+        raise CaffeFormatError("Filter needs one top per bottom, plus a last selector bottom",
+                               layer=layer.name)
+    return Filter()
+
+
+def build_tile(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.tile_param
+    if not p.HasField("tiles") or p.tiles < 1:
+        raise CaffeFormatError("Tile needs a positive number of tiles", layer=layer.name)
+    return Tile(p.axis, p.tiles)
+
+
+def build_im2col(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.convolution_param
+    if p.axis not in (1, -3) or p.force_nd_im2col:
+        raise CaffeFormatError("Im2col is supported on 4-D blobs at axis 1 only", layer=layer.name)
+    g = conv_geometry(layer)
+    return Im2col(g.kernel, g.stride, g.pad, g.dilation)
+
+
+def build_reduction(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.reduction_param
+    return Reduction(p.operation, p.axis, p.coeff)
+
+
+def build_mvn(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.mvn_param
+    return MVN(p.normalize_variance, p.across_channels, p.eps)
+
+
+def build_spp(layer: Layer, net: CaffeNet) -> nn.Module:
+    p = layer.param.spp_param
+    if p.pool not in (0, 1):
+        raise CaffeFormatError("STOCHASTIC pooling has no deterministic inference form in Caffe's CPU "
+                               "code; it is not supported", layer=layer.name)
+    if p.pyramid_height < 1:
+        raise CaffeFormatError("SPP needs pyramid_height >= 1", layer=layer.name)
+    average = p.pool == 1
+
+    def level(kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int]) -> nn.Module:
+        if any(q >= k for q, k in zip(pad, kernel)):
+            raise ValueError(f"SPP: input too small for {p.pyramid_height} levels (pad {pad} >= kernel "
+                             f"{kernel}, which Caffe refuses too)")
+        return Pooling(average, WindowGeometry(kernel, stride, pad), ceil=True)
+    return SPP(p.pyramid_height, level)
+
+
+def build_parameter(layer: Layer, net: CaffeNet) -> nn.Module:
+    _need_weights(layer)
+    module = Constant()
+    _parameters(module, layer, [tuple(layer.param.parameter_param.shape.dim)])
+    return module
+
+
+def build_dummy_data(layer: Layer, net: CaffeNet) -> nn.Module:
+    """DummyData with constant fillers (the only ones kept as layers, see convert.upgrade): its tops
+    are fixed tensors of the declared shapes."""
+    p = layer.param.dummy_data_param
+    count = len(layer.tops)
+    if p.shape:
+        shapes = [tuple(s.dim) for s in p.shape]
+    else:
+        legacy = [list(p.num), list(p.channels), list(p.height), list(p.width)]
+        if any(len(values) not in (1, count) for values in legacy):
+            raise CaffeFormatError("DummyData needs num, channels, height and width for every top "
+                                   "(or one for all)", layer=layer.name)
+        shapes = [tuple(v[0] if len(v) == 1 else v[i] for v in legacy) for i in range(count)]
+    shapes = shapes * count if len(shapes) == 1 else shapes
+    fillers = list(p.data_filler) or [None]
+    fillers = fillers * count if len(fillers) == 1 else fillers
+    if len(shapes) != count or len(fillers) != count:
+        raise CaffeFormatError("DummyData needs one shape and filler per top, or one for all",
+                               layer=layer.name)
+    values = [torch.full(shape, float(f.value) if f is not None else 0.0) for shape, f in zip(shapes, fillers)]
+    return Constant(values)
+
+
+def _recurrent(layer: Layer, cls: type, states: int) -> nn.Module:
+    """RNN (one state, h) or LSTM (two, h and c): bottoms x, cont, [static], [initial states]."""
+    p = layer.param.recurrent_param
+    hidden = p.num_output
+    if hidden < 1:
+        raise CaffeFormatError(f"{layer.type} num_output must be positive", layer=layer.name)
+    exposed = states if p.expose_hidden else 0
+    static = len(layer.bottoms) - 2 - exposed
+    if static not in (0, 1):
+        raise CaffeFormatError(f"{layer.type} takes x, cont, an optional static input"
+                               + (f" and {exposed} initial states" if exposed else ""), layer=layer.name)
+    if len(layer.tops) != 1 + exposed:
+        raise CaffeFormatError(f"{layer.type} has {1 + exposed} tops here", layer=layer.name)
+    _need_weights(layer)
+    expected = len(BLOB_NAMES[layer.type]) + static
+    if len(layer.blobs) != expected:
+        raise CaffeFormatError(f"{layer.type} expects {expected} weight blobs, the model has "
+                               f"{len(layer.blobs)}", layer=layer.name)
+    gates = hidden * (4 if cls is LSTM else 1)
+    shapes: list[tuple[int, ...] | None] = []
+    for name, blob in zip(blob_names(layer.type, expected), layer.blobs):
+        rows = hidden if name in ("W_ho", "b_o") else gates
+        shapes.append((rows,) if name.startswith("b_") else (rows, blob.size // rows))
+    module = cls(hidden, bool(static), bool(p.expose_hidden))
+    _parameters(module, layer, shapes)
+    return module
+
+
+def build_lstm(layer: Layer, net: CaffeNet) -> nn.Module:
+    return _recurrent(layer, LSTM, 2)
+
+
+def build_rnn(layer: Layer, net: CaffeNet) -> nn.Module:
+    return _recurrent(layer, RNN, 1)

@@ -53,13 +53,11 @@ class _Sha256:
 
 def check_supported(net: CaffeNet, path: str) -> None:
     """Fail before writing anything if a layer type has no PyTorch counterpart."""
-    from convert.layers import LAYER_BUILDERS
+    from convert.layers import LAYER_BUILDERS, unsupported
 
     for layer in net.layers:
         if layer.type not in LAYER_BUILDERS:
-            supported = ", ".join(sorted(LAYER_BUILDERS))
-            raise CaffeFormatError(f"unknown layer type '{layer.type}' (supported: {supported})",
-                                   path=path, layer=layer.name)
+            raise CaffeFormatError(unsupported(layer.type), path=path, layer=layer.name)
 
 
 def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool,

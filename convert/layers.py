@@ -16,7 +16,7 @@ from torch import nn
 
 from convert import builders
 from convert.errors import CaffeFormatError
-from convert.modules import Elementwise, Silence, Split, bnll
+from convert.modules import BatchReindex, Elementwise, Silence, Split, bnll
 from convert.net import CaffeNet, Layer
 from convert.training_layers import TRAINING_LAYER_BUILDERS
 
@@ -49,15 +49,54 @@ LAYER_BUILDERS: dict[str, Builder] = {
     "Power": builders.build_power,
     "Exp": builders.build_exp,
     "Threshold": builders.build_threshold,
+    "ELU": builders.build_elu,
+    "Clip": builders.build_clip,
+    "Swish": builders.build_swish,
+    "Log": builders.build_log,
+    "ArgMax": builders.build_argmax,
+    "BatchReindex": lambda layer, net: BatchReindex(),
+    "Embed": builders.build_embed,
+    "Filter": builders.build_filter,
+    "Tile": builders.build_tile,
+    "Im2col": builders.build_im2col,
+    "Reduction": builders.build_reduction,
+    "MVN": builders.build_mvn,
+    "SPP": builders.build_spp,
+    "Parameter": builders.build_parameter,
+    "DummyData": builders.build_dummy_data,  # constant fillers only; others feed the net (convert.upgrade)
+    "RNN": builders.build_rnn,
+    "LSTM": builders.build_lstm,
     **TRAINING_LAYER_BUILDERS,  # SoftmaxWithLoss, Accuracy, Dropout (convert/training_layers.py)
 }
+
+
+# Layer types of Caffe forks, not of BVLC Caffe (whose files are the contract): where they come from.
+FORK_LAYER_TYPES: dict[str, str] = {
+    "Interp": "DeepLab / PSPNet", "Normalize": "SSD (weiliu89/caffe)", "PriorBox": "SSD",
+    "DetectionOutput": "SSD", "Permute": "SSD", "MultiBoxLoss": "SSD", "AnnotatedData": "SSD",
+    "Upsample": "SegNet (alexgkendall/caffe-segnet) and YOLO ports", "BN": "SegNet and other forks",
+    "ShuffleChannel": "ShuffleNet forks", "ConvolutionDepthwise": "MobileNet forks",
+    "DepthwiseConvolution": "MobileNet forks", "ReLU6": "MobileNet forks", "Axpy": "SENet forks",
+    "ROIPooling": "Fast / Faster R-CNN (rbgirshick/caffe-fast-rcnn)", "PSROIPooling": "R-FCN",
+    "Proposal": "Faster R-CNN C++ forks", "Resize": "several forks", "Reorg": "YOLO ports",
+    "Region": "YOLO ports", "Yolo": "YOLO ports", "HardSigmoid": "several forks",
+    "HardSwish": "several forks", "PixelShuffle": "several forks", "Pad": "several forks",
+    "BilinearInterpolate": "several forks", "MaxUnpool": "several forks",
+}
+
+
+def unsupported(layer_type: str) -> str:
+    """Why a layer type has no builder: it comes from a fork, or it is not a layer we know."""
+    if layer_type in FORK_LAYER_TYPES:
+        return (f"layer type '{layer_type}' comes from a Caffe fork ({FORK_LAYER_TYPES[layer_type]}), "
+                "not BVLC Caffe, and is not supported")
+    supported = ", ".join(sorted(LAYER_BUILDERS))
+    return f"layer type '{layer_type}' is not supported (supported: {supported})"
 
 
 def build_layer(layer: Layer, net: CaffeNet) -> nn.Module:
     """The module for one layer, or ``CaffeFormatError`` naming an unsupported type."""
     builder = LAYER_BUILDERS.get(layer.type)
     if builder is None:
-        supported = ", ".join(sorted(LAYER_BUILDERS))
-        raise CaffeFormatError(f"layer type '{layer.type}' is not supported (supported: {supported})",
-                               layer=layer.name)
+        raise CaffeFormatError(unsupported(layer.type), layer=layer.name)
     return builder(layer, net)

@@ -71,13 +71,22 @@ BLOB_NAMES: dict[str, tuple[str, ...]] = {
     "Bias": ("bias",),
     "BatchNorm": ("mean", "variance", "scale_factor"),
     "PReLU": ("weight",),
+    "Embed": ("weight", "bias"),
+    "Parameter": ("value",),
+    "LSTM": ("W_xc", "b_c", "W_hc"),
+    "RNN": ("W_xh", "b_h", "W_hh", "W_ho", "b_o"),
 }
+# With a static input, recurrent layers hold one more weight, third in Caffe's order.
+STATIC_INPUT_BLOB = {"LSTM": "W_xc_static", "RNN": "W_xh_static"}
 
 
 def blob_names(layer_type: str, count: int, bottoms: int = 1) -> list[str]:
     """State-dict names for a layer's ``count`` blobs.
 
-    A Scale with two bottoms takes its scale from the second bottom, so its one blob is the bias.
+    A Scale with two bottoms takes its scale from the second bottom, so its one blob is the bias;
+    an RNN or LSTM with a static input has one more blob.
     """
     known = ("bias",) if layer_type == "Scale" and bottoms > 1 else BLOB_NAMES.get(layer_type, ())
+    if layer_type in STATIC_INPUT_BLOB and count == len(known) + 1:
+        known = (*known[:2], STATIC_INPUT_BLOB[layer_type], *known[2:])
     return [known[i] if i < len(known) else f"blob{i}" for i in range(count)]

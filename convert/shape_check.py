@@ -11,7 +11,8 @@ import numpy as np
 from convert.errors import CaffeFormatError
 from convert.net import Layer
 
-WEIGHTED_LAYERS = {"Convolution", "Deconvolution", "InnerProduct", "Scale", "Bias", "BatchNorm", "PReLU"}
+WEIGHTED_LAYERS = {"Convolution", "Deconvolution", "InnerProduct", "Scale", "Bias", "BatchNorm", "PReLU",
+                   "Embed", "Parameter", "RNN", "LSTM"}
 
 
 def kernel_hw(conv) -> tuple[int, int]:
@@ -44,7 +45,12 @@ def expected_shapes(layer: Layer) -> list[tuple[int | None, ...]] | None:
         return [weight, (n,)] if ip.bias_term else [weight]
     if layer.type == "BatchNorm":
         return [(None,), (None,), (1,)]
-    return None
+    if layer.type == "Embed":
+        e = p.embed_param
+        return [(e.input_dim, e.num_output), (e.num_output,)] if e.bias_term else [(e.input_dim, e.num_output)]
+    if layer.type == "Parameter":
+        return [tuple(p.parameter_param.shape.dim)]
+    return None  # RNN / LSTM: their builder checks against num_output and the static input
 
 
 def _matches(shape: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:

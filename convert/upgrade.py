@@ -139,6 +139,13 @@ def declared_inputs(net: NetParameter, path: str | None = None) -> dict[str, tup
     return inputs
 
 
+def constant_dummy_data(param: LayerParameter) -> bool:
+    """A DummyData layer whose every filler is constant (the default filler is): a layer of fixed
+    tensors, which the runtime computes. Random fillers feed the net like other data layers."""
+    return param.type == "DummyData" and all(
+        filler.type == "constant" for filler in param.dummy_data_param.data_filler)
+
+
 def build_net(name: str, header: NetParameter, layers: list[tuple[LayerParameter, list[np.ndarray]]],
               path: str | None = None) -> CaffeNet:
     """Assemble a CaffeNet: TEST-phase layers, inputs gathered from every form, training layers dropped."""
@@ -152,7 +159,7 @@ def build_net(name: str, header: NetParameter, layers: list[tuple[LayerParameter
             shapes = [tuple(int(d) for d in s.dim) for s in param.input_param.shape]
             for i, top in enumerate(param.top):
                 inputs[top] = shapes[i] if i < len(shapes) else (shapes[0] if shapes else ())
-        elif param.type in DATA_LAYERS and not len(param.bottom):
+        elif param.type in DATA_LAYERS and not len(param.bottom) and not constant_dummy_data(param):
             for top in param.top:
                 inputs.setdefault(top, ())
         elif param.type in TRAINING_ONLY_LAYERS:

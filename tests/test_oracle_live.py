@@ -53,8 +53,11 @@ def fresh_inputs(case: str, rng: random.Random, resize: bool) -> dict[str, np.nd
     old = reference_inputs(case)
     height, width = rng.randint(9, 140), rng.randint(9, 140)
     np_rng = np.random.default_rng(rng.randrange(2**32))
-    inputs = {}
+    fixed = set(case_meta(case).get("fixed_inputs", []))  # indices, selectors: values with a meaning
+    inputs = {name: old[name] for name in fixed}
     for name, array in old.items():
+        if name in fixed:
+            continue
         shape = (*array.shape[:2], height, width) if resize and array.ndim == 4 else array.shape
         inputs[name] = (np_rng.standard_normal(shape) * max(float(array.std()), 1e-3)).astype(np.float32)
     return inputs

@@ -84,3 +84,50 @@ class Threshold(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return (x > self.threshold).to(x.dtype)
+
+class ELU(nn.Module):
+    """max(x, 0) + alpha (exp(min(x, 0)) - 1)."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.clamp(x, min=0) + self.alpha * (torch.exp(torch.clamp(x, max=0)) - 1)
+
+
+class Clip(nn.Module):
+    """max(min, min(x, max))."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__()
+        self.low, self.high = low, high
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.clamp(torch.clamp(x, max=self.high), min=self.low)
+
+
+class Swish(nn.Module):
+    """x sigmoid(beta x)."""
+
+    def __init__(self, beta: float) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(x * self.beta if self.beta != 1 else x)
+
+
+class Log(nn.Module):
+    """log_base(shift + scale x), computed as Caffe does: ln(shift + scale x) / ln(base)
+    (base -1 means e)."""
+
+    def __init__(self, base: float, scale: float, shift: float) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+        self.base_scale = 1.0 if base == -1 else 1.0 / math.log(base)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x * self.scale if self.scale != 1 else x
+        y = torch.log(y + self.shift if self.shift != 0 else y)
+        return y * self.base_scale if self.base_scale != 1 else y

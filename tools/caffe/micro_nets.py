@@ -341,4 +341,163 @@ def bvlc_semantics_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     return (pooling_cases() + conv_cases() + crop_cases() + eltwise_cases() + scale_cases() + misc_cases()
-            + bvlc_semantics_cases())
+            + bvlc_semantics_cases() + bvlc_layer_cases())
+
+
+# ----------------------------------------------------------------------------- every BVLC inference layer
+
+
+def gaussian(std: float = 0.5):
+    """Blobs N(0, std) (layers random_init has no rule for: Embed, Parameter, RNN, LSTM)."""
+    return lambda shapes, rng: [rng.normal(0, std, s).astype(np.float32) for s in shapes]
+
+
+def integers(high: int):
+    """Integer-valued floats in [0, high): Embed and BatchReindex indices."""
+    return lambda shapes, rng: [rng.randint(0, high, shapes[0]).astype(np.float32)]
+
+
+def fixed(values):
+    return lambda shapes, rng: [np.asarray(values, np.float32).reshape(shapes[0])]
+
+
+def recurrent(kind: str, static: bool = False, expose: bool = False, hidden: int = 5):
+    """x (T=4, N=3, 2, 3), cont marking new sequences at t = 0 and, for item 1, at t = 2."""
+    inputs = {"x": (4, 3, 2, 3), "cont": (4, 3)}
+    if static:
+        inputs["x_static"] = (3, 4)
+    if expose:
+        inputs["h_0"] = (1, 3, hidden)
+        if kind == "LSTM":
+            inputs["c_0"] = (1, 3, hidden)
+
+    def build(n):
+        bottoms = [n[name] for name in inputs]
+        ntop = 1 + expose * (2 if kind == "LSTM" else 1)
+        layer = getattr(L, kind)(*bottoms, recurrent_param=dict(num_output=hidden, expose_hidden=expose),
+                                 ntop=ntop)
+        if ntop == 1:
+            n.out = layer
+        else:
+            for name, top in zip(["out", "h_T", "c_T"], layer):
+                n[name] = top
+    return inputs, build
+
+
+def bvlc_layer_cases() -> list[Case]:
+    c = []
+    cont = fixed([[0, 0, 0], [1, 1, 1], [1, 0, 1], [1, 1, 1]])
+
+    def argmax(n):
+        n.top1 = L.ArgMax(n.data)
+        n.top3_val = L.ArgMax(n.data, top_k=3, out_max_val=True)
+        n.axis1 = L.ArgMax(n.data, top_k=2, axis=1)
+        n.axis2_val = L.ArgMax(n.data, axis=-2, out_max_val=True)
+    c.append(micro("argmax", {"data": (3, 5, 3, 4)}, argmax,
+                   "ArgMax: default (per item, top 1: (N, 1, 1, 1)), top_k 3 with out_max_val ((N, 2, 3, 1): "
+                   "indices then values), axis 1 top_k 2, axis -2 with out_max_val."))
+    c.append(micro("batch-reindex", {"data": (4, 3, 2, 5), "index": (6,)},
+                   lambda n: n.__setitem__("reindexed", L.BatchReindex(n.data, n.index)),
+                   "BatchReindex: 6 items picked from 4 by integer-valued float indices.",
+                   input_fill={"index": fixed([3, 0, 0, 2, 1, 3])}))
+    c.append(micro("embed", {"index": (2, 5)},
+                   lambda n: n.__setitem__("embedded", L.Embed(n.index, num_output=4, input_dim=7)),
+                   "Embed num_output 4, input_dim 7 with bias: weight (7, 4), top (2, 5, 4).",
+                   init={"embedded": gaussian(1.0)}, input_fill={"index": integers(7)}))
+
+    def filter_(n):
+        n.kept, n.kept_other = L.Filter(n.data, n.other, n.selector, ntop=2)
+    c.append(micro("filter", {"data": (5, 3, 2, 2), "other": (5, 4), "selector": (5, 1)}, filter_,
+                   "Filter two bottoms by a (5, 1) selector with 3 non-zero entries.",
+                   input_fill={"selector": fixed([1, 0, 2.5, 0, 1])}))
+
+    def im2col(n):
+        n.cols = L.Im2col(n.data, convolution_param=dict(kernel_size=3, stride=2, pad=1))
+        n.cols_rect = L.Im2col(n.data, convolution_param=dict(kernel_h=2, kernel_w=3, dilation=2, pad_w=1))
+    c.append(micro("im2col", {"data": (2, 3, 7, 8)}, im2col,
+                   "Im2col k3 s2 p1, and kernel 2x3 dilation 2 pad_w 1: (N, C kh kw, H_out, W_out)."))
+
+    def neurons_more(n):
+        n.elu = L.ELU(n.data)
+        n.elu_alpha = L.ELU(n.data, alpha=0.4)
+        n.log = L.Log(n.positive, base=2.0, scale=0.5, shift=3.0)
+        n.ln = L.Log(n.positive)
+        n.exp = L.Exp(n.data, base=2.0, scale=0.5, shift=0.3)
+        n.bnll = L.BNLL(n.data)
+        n.threshold = L.Threshold(n.data, threshold=0.2)
+    c.append(micro("neurons-more", {"data": (1, 3, 4, 5), "positive": (1, 2, 3, 3)}, neurons_more,
+                   "ELU (alpha 1 and 0.4), Log (base 2, scale 0.5, shift 3; and natural), Exp (base 2, "
+                   "scale 0.5, shift 0.3), BNLL and Threshold 0.2.",
+                   input_scale={"data": 2.0},
+                   input_fill={"positive": lambda shapes, rng: [rng.uniform(0.1, 5.0, shapes[0])]}))
+
+    def mvn(n):
+        n.mvn = L.MVN(n.data)
+        n.mvn_across = L.MVN(n.data, across_channels=True, eps=1e-3)
+        n.mvn_mean = L.MVN(n.data, normalize_variance=False)
+    c.append(micro("mvn", {"data": (2, 3, 4, 5)}, mvn,
+                   "MVN: per channel (eps 1e-9 added to the standard deviation), across channels with eps "
+                   "1e-3, and mean only.", input_scale={"data": 3.0}))
+
+    def parameter(n):
+        n.param = L.Parameter(parameter_param=dict(shape=dict(dim=[2, 3, 4])))
+        n.sum = L.Eltwise(n.data, n.param)
+    c.append(micro("parameter", {"data": (2, 3, 4)}, parameter,
+                   "Parameter layer (a learned (2, 3, 4) blob as a top) added to an input.",
+                   init={"param": gaussian(1.0)}))
+
+    def reduction(n):
+        n.sum_all = L.Reduction(n.data)
+        n.sum1 = L.Reduction(n.data, axis=1)
+        n.asum2 = L.Reduction(n.data, operation=P.Reduction.ASUM, axis=2, coeff=0.5)
+        n.sumsq = L.Reduction(n.data, operation=P.Reduction.SUMSQ, axis=-1)
+        n.mean1 = L.Reduction(n.data, operation=P.Reduction.MEAN, axis=1, coeff=-2.0)
+    c.append(micro("reduction", {"data": (2, 3, 4, 5)}, reduction,
+                   "Reduction SUM over everything (a scalar), SUM from axis 1, ASUM from axis 2 times 0.5, "
+                   "SUMSQ over the last axis, MEAN from axis 1 times -2."))
+
+    def spp(n):
+        n.spp_max = L.SPP(n.data, pyramid_height=3)
+        n.spp_ave = L.SPP(n.data, pyramid_height=2, pool=P.SPP.AVE)
+        n.spp_one = L.SPP(n.data, pyramid_height=1)
+    c.append(micro("spp", {"data": (2, 3, 13, 10)}, spp,
+                   "SPP: 3 levels of MAX (1 + 4 + 16 bins, padded windows on 13x10), 2 levels of AVE, and a "
+                   "one-level pyramid (a 4-D pooled blob)."))
+
+    def tile(n):
+        n.tiled = L.Tile(n.data, tiles=3)
+        n.tiled_last = L.Tile(n.data, axis=-1, tiles=2)
+    c.append(micro("tile", {"data": (2, 3, 2, 4)}, tile, "Tile axis 1 x3, axis -1 x2."))
+
+    def dummy(n):
+        n.zeros = L.DummyData(num=[1], channels=[3], height=[2], width=[4])
+        n.const, n.const2 = L.DummyData(shape=[dict(dim=[1, 3, 2, 4]), dict(dim=[2, 5])],
+                                        data_filler=[dict(type="constant", value=1.5),
+                                                     dict(type="constant", value=-2.0)], ntop=2)
+        n.sum = L.Eltwise(n.data, n.zeros, n.const)
+        n.sum2 = L.Eltwise(n.other, n.const2)
+    c.append(micro("dummy-data", {"data": (1, 3, 2, 4), "other": (2, 5)}, dummy,
+                   "DummyData with constant fillers: legacy num/channels/height/width (0, the default "
+                   "filler), and two tops with shapes and constants 1.5 and -2; added to inputs."))
+
+    def slice_silence(n):
+        n.a, n.b, n.c = L.Slice(n.data, slice_point=[1, 3], ntop=3)
+        n.silence = L.Silence(n.b, ntop=0)
+        n.d, n.e = L.Slice(n.data, axis=2, ntop=2)
+    c.append(micro("slice-silence", {"data": (2, 4, 6, 3)}, slice_silence,
+                   "Slice axis 1 at 1 and 3 (one part silenced), and axis 2 into two equal parts."))
+
+    for kind in ("RNN", "LSTM"):
+        for static, expose in ((False, False), (True, False), (False, True)):
+            inputs, build = recurrent(kind, static, expose)
+            suffix = "-static" if static else "-expose-hidden" if expose else ""
+            fill = {"cont": cont}
+            c.append(micro(kind.lower() + suffix, inputs, build,
+                           f"{kind} num_output 5 over T = 4 steps of N = 3 sequences of (2, 3) inputs; cont "
+                           "starts every sequence at t = 0 and item 1 again at t = 2"
+                           + ("; a static input (3, 4) added at every step" if static else "")
+                           + ("; expose_hidden: initial state from inputs, final state as tops" if expose else "")
+                           + ".", init={"out": gaussian(0.5)}, input_fill=fill))
+    for case in c:
+        case.max_blob = 1_000_000  # keeps every blob; selects the compact HDF5 layout (half the size)
+    return c

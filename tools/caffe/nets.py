@@ -49,6 +49,7 @@ class Case:
     hdf5: bool = False  # also write net.caffemodel.h5 (Caffe's own save_hdf5)
     legacy_cvpr: bool = False  # v1 files are a CVPR-era FCN with CROP layers (see make_fixtures)
     max_blob: int | None = None  # reference.h5 leaves out larger blobs (never inputs or outputs)
+    input_fill: dict[str, Init] = field(default_factory=dict)  # input -> values (default: normal * scale)
 
 
 # ----------------------------------------------------------------------------- weight helpers
