@@ -15,6 +15,7 @@ from fcn_ref.models import (ARCHITECTURES, CVPRFCN8s, CVPRFCN16s, CVPRFCN32s, FC
 from fcn_ref.transforms import (CONTEXT_MEAN, NYUD_COLOR_MEAN, NYUD_HHA_MEAN, NYUD_LOG_DEPTH_MEAN,
                                 SIFTFLOW_MEAN, VOC_MEAN, preprocess, preprocess_depth, preprocess_hha)
 from fcn_ref.predict import predict
+from fcn_ref.saving import save
 
 __all__ = [
     "ARCHITECTURES", "CONTEXT_MEAN", "CVPRFCN8s", "CVPRFCN16s", "CVPRFCN32s", "CaffeFormatError", "Crop", "FCN",
@@ -22,6 +23,6 @@ __all__ = [
     "NYUDColorHHAFCN32s", "NYUD_COLOR_MEAN", "NYUD_HHA_MEAN", "NYUD_LOG_DEPTH_MEAN", "SIFTFLOW_MEAN",
     "SIFTFlowFCN8s", "SIFTFlowFCN16s", "SIFTFlowFCN32s", "Skip", "Upsample", "VOC_MEAN", "bilinear_weight",
     "build", "from_caffemodel", "load", "predict", "preprocess", "preprocess_depth", "preprocess_hha",
-    "score_conv", "upsample_filt",
+    "save", "score_conv", "upsample_filt",
 ]
 from fcn_ref import surgery  # noqa: E402  (fcn_ref.surgery.fcn_from_classifier, .stage)

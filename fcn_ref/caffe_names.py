@@ -31,6 +31,7 @@ HEAD_NAMES: dict[str, tuple[tuple[str, str], ...]] = {  # (module path pattern, 
         (r"skip_(\w+)\.fuse", r"fuse_\1"),
         (r"crop", "score"),
         (r"fuse", "score_fused"),  # NYUD color-HHA's late fusion
+        (r"concat", "data"),  # NYUD color-D joins color and depth into 'data'
     ),
     "cvpr": (
         (r"skip_(\w+)\.score", r"score-\1"),

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from convert.coord_map import IDENTITY, compose
+from convert.modules import Concat
 from fcn_ref.blocks import Crop, Sum, Upsample, score_conv
 from fcn_ref.configs import (AlexNetConfig, CVPRConfig, FCNConfig, NYUDColorDepthConfig, NYUDColorHHAConfig,
                              SIFTFlowConfig, model_config)
@@ -56,6 +57,10 @@ class FCN(nn.Module):
     def architecture(self) -> dict:
         """``{"name", "kwargs"}``: what a converted file stores to rebuild this model."""
         return {"name": self.arch_name, "kwargs": self.config.as_kwargs()}
+
+    def input_channels(self) -> tuple[int, ...]:
+        """Channels of each input, in ``input_names`` order."""
+        return (self.config.in_channels,)
 
     @property
     def kwargs(self) -> dict:
@@ -256,11 +261,15 @@ class NYUDColorDepthFCN32s(FCN32s):
     def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
         FCN.__init__(self, config, **kwargs)
         c = self.config
+        self.concat = Concat(axis=1)
         self.trunk = VGG16(c.in_channels, c.widths, c.fc_widths, taps=(), first_conv="conv1_1_bgrd")
         self.head = Head32s(self.trunk, c.num_classes, learned=[ALL] if c.learn_upsampling else [])
 
+    def input_channels(self) -> tuple[int, ...]:
+        return (self.config.in_channels - 1, 1)
+
     def forward(self, color: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        x = color if depth is None else torch.cat([color, depth], dim=1)
+        x = color if depth is None else self.concat(color, depth)
         return super().forward(x)
 
 
@@ -296,6 +305,9 @@ class NYUDColorHHAFCN32s(FCN):
         self.fuse = Sum(self.FUSE_COEFFS)
         self.upscore = Upsample(c.num_classes, 64, 32, learnable=c.learn_upsampling)
         self.crop = Crop.aligning(compose(self.color.trunk.maps["fc7"], self.upscore.coord_map), IDENTITY)
+
+    def input_channels(self) -> tuple[int, ...]:
+        return (self.config.in_channels, self.config.in_channels)
 
     def forward(self, color: torch.Tensor, hha: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.crop(self.upscore(self.fuse(self.color(color), self.hha(hha))), color)

@@ -1,16 +1,17 @@
 """A new FCN from the public parts: FCN-4s (a pool2 skip) as one short class.
 
 Its crop offsets come out of the coordinate maps (checked against convert.coord_map's walk over
-the Caffe net that fcn_ref.save writes for it), its new skip adds exact zeros before training, and
+the Caffe net that fcn_ref.save would write for it), its new skip adds exact zeros before training, and
 staging it from a trained FCN-8s copies every FCN-8s tensor that has a place in it.
 """
 from __future__ import annotations
 
 import torch
 
-from convert.coord_map import IDENTITY, compose
+from convert.coord_map import IDENTITY, compose, computed_crop_offsets
 from fcn_ref import FCN, Crop, Skip, Upsample, score_conv
 from fcn_ref.caffe_names import caffe_layer as layer, caffe_state_dict
+from fcn_ref.saving import caffe_net
 from fcn_ref.surgery import stage_into
 from fcn_ref.trunks import VGG16
 import fcn_ref
@@ -63,6 +64,16 @@ def test_fcn4s_keeps_the_input_size_and_prints_its_structure():
         with torch.no_grad():
             assert model(torch.randn(1, 3, h, w)).shape == (1, 3, h, w)
     assert "(skip_pool2): Skip(" in repr(model)
+
+
+def test_fcn4s_crop_offsets_are_those_of_the_caffe_net_it_writes():
+    """The offsets the class computed from its parts' maps, against convert.coord_map's own walk
+    over the Caffe net fcn_ref.save writes for it (the walk that reproduces Caffe's NetSpec)."""
+    model = FCN4s(num_classes=2, widths=[1, 1, 1, 1, 1], fc_widths=[1, 1])
+    offsets = model.crop_offsets()
+    assert list(offsets) == ["score_pool4c", "score_pool3c", "score_pool2c", "score"]
+    assert computed_crop_offsets(caffe_net(model)) == {k: [v, v] for k, v in offsets.items()}
+    assert (offsets["score_pool4c"], offsets["score_pool3c"]) == (5, 9)  # FCN-8s's, as Caffe wrote them
 
 
 def test_fcn4s_new_skip_adds_exact_zeros():
