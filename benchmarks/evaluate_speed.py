@@ -1,9 +1,9 @@
-"""voc.evaluate throughput (images/s) on a synthetic VOC folder, split into model time and the rest.
+"""fcn_ref.evaluate throughput (images/s) on a synthetic VOC folder, split into model time and the rest.
 
 Run: python benchmarks/evaluate_speed.py [--images 8] [--before]
 Model: full-width FCN-8s with random weights (benchmarks/out/fcn8s-full.*), VOC-like image sizes
 (500x375 and 375x500). "model" is the time inside the model's forward; "rest" is everything else
-voc.evaluate does (JPEG/PNG decoding, Caffe preprocessing, argmax, confusion matrix).
+fcn_ref.evaluate does (JPEG/PNG decoding, Caffe preprocessing, argmax, confusion matrix).
 --before also runs the runtime with its fast paths switched off (benchmarks/paths.py), to compare.
 """
 
@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     from convert.runtime import load_caffe
     from voc.datasets import VOCSegmentation
-    from voc.evaluate import evaluate
+    from fcn_ref.evaluate import evaluate
     from voc.synthetic import make_voc_folder
 
     proto, model = ensure_model(500)

@@ -23,6 +23,18 @@ from convert.schema import LayerParameter
 from fcn_ref.caffe_names import caffe_layer_names, caffe_state_dict
 from fcn_ref.models import FCN
 
+# Module class -> Caffe type, its parameter message, {message field: module attribute}. Checked
+# in order; convolutions (whose fields need shaping) are handled before this table.
+SIMPLE_LAYERS: tuple[tuple[type, str, str, dict[str, str]], ...] = (
+    (nn.ReLU, "ReLU", "relu_param", {}),
+    (nn.Dropout, "Dropout", "dropout_param", {"dropout_ratio": "p"}),
+    (nn.LocalResponseNorm, "LRN", "lrn_param", {"local_size": "size", "alpha": "alpha", "beta": "beta", "k": "k"}),
+    (nn.MaxPool2d, "Pooling", "pooling_param", {"kernel_size": "kernel_size", "stride": "stride"}),  # MAX
+    (Crop, "Crop", "crop_param", {"axis": "axis", "offset": "offsets"}),
+    (Scale, "Scale", "scale_param", {"axis": "axis"}),  # no bias term: ChannelScale
+    (Eltwise, "Eltwise", "eltwise_param", {"operation": "operation", "coeff": "coeffs"}),
+    (Concat, "Concat", "concat_param", {"axis": "axis"}),
+)
 IN_PLACE = (nn.ReLU, nn.Dropout)  # Caffe runs these in place: top = bottom
 EXAMPLE_SIZE = 500  # the example input shape a file declares (it never constrains the sizes that run)
 
@@ -44,6 +56,8 @@ def _settings(param: Any, module: nn.Module) -> str:
         if module.groups != 1:
             p.group = module.groups
         return "Deconvolution"
+    if isinstance(module, Scale) and module.bias_blob is not None:
+        raise TypeError("a Scale with a bias has no counterpart in the FCN models")
     if isinstance(module, nn.Conv2d):
         p = param.convolution_param
         p.num_output, p.bias_term = module.out_channels, module.bias is not None
@@ -55,34 +69,16 @@ def _settings(param: Any, module: nn.Module) -> str:
         if module.groups != 1:
             p.group = module.groups
         return "Convolution"
-    if isinstance(module, nn.MaxPool2d):
-        p = param.pooling_param
-        p.pool, p.kernel_size, p.stride = 0, module.kernel_size, module.stride
-        return "Pooling"
-    if isinstance(module, nn.ReLU):
-        return "ReLU"
-    if isinstance(module, nn.Dropout):
-        param.dropout_param.dropout_ratio = module.p
-        return "Dropout"
-    if isinstance(module, nn.LocalResponseNorm):
-        p = param.lrn_param
-        p.local_size, p.alpha, p.beta, p.k = module.size, module.alpha, module.beta, module.k
-        return "LRN"
-    if isinstance(module, Crop):
-        param.crop_param.axis = module.axis
-        param.crop_param.offset.extend(module.offsets)
-        return "Crop"
-    if isinstance(module, Scale):
-        param.scale_param.axis = module.axis
-        param.scale_param.bias_term = module.bias_blob is not None
-        return "Scale"
-    if isinstance(module, Eltwise):
-        param.eltwise_param.operation = module.operation
-        param.eltwise_param.coeff.extend(module.coeffs)
-        return "Eltwise"
-    if isinstance(module, Concat):
-        param.concat_param.axis = module.axis
-        return "Concat"
+    for cls, caffe_type, message, fields in SIMPLE_LAYERS:
+        if isinstance(module, cls):
+            for field, attribute in fields.items():
+                value = getattr(module, attribute)
+                target = getattr(param, message)
+                if isinstance(value, (tuple, list)):
+                    getattr(target, field).extend(value)
+                else:
+                    setattr(target, field, value)
+            return caffe_type
     raise TypeError(f"no Caffe layer for {type(module).__name__}")
 
 

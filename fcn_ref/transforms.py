@@ -1,9 +1,8 @@
 """Input preprocessing exactly as the reference code feeds Caffe (infer.py and the *_layers.py).
 
 A picture becomes float32, RGB turns into BGR, the dataset's mean is subtracted, and the layout
-becomes C x H x W. Nothing else: no resizing, no /255, no std. The means keep the precision the
-reference used (float64 in infer.py, float32 in the dataset layers), because the subtraction rounds
-differently and "exactly" means bit for bit.
+becomes C x H x W. Nothing else: no resizing, no /255, no std. The means are dataset facts
+(``voc.means``), kept at the precision the reference used.
 """
 from __future__ import annotations
 
@@ -11,12 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-VOC_MEAN = np.array((104.00698793, 116.66876762, 122.67891434), dtype=np.float64)  # infer.py, BGR
-SIFTFLOW_MEAN = np.array((114.578, 115.294, 108.353), dtype=np.float32)  # siftflow_layers.py, BGR
-CONTEXT_MEAN = np.array((104.007, 116.669, 122.679), dtype=np.float32)  # pascalcontext_layers.py, BGR
-NYUD_COLOR_MEAN = np.array((116.190, 97.203, 92.318), dtype=np.float32)  # nyud_layers.py, BGR
-NYUD_HHA_MEAN = np.array((132.431, 94.076, 118.477), dtype=np.float32)  # HHA channels, not flipped
-NYUD_LOG_DEPTH_MEAN = np.float32(7.844)  # subtracted from log(depth)
+from voc.means import (CONTEXT_MEAN, NYUD_COLOR_MEAN, NYUD_HHA_MEAN, NYUD_LOG_DEPTH_MEAN,  # noqa: F401
+                       SIFTFLOW_MEAN, VOC_MEAN)
+
 
 
 def image_array(image: Image.Image | np.ndarray) -> np.ndarray:

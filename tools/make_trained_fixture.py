@@ -117,8 +117,8 @@ Made by `{command}` (training takes about {seconds} s on 2 CPU cores; rerunning 
 Caffe: mean IU {mean_iu:.4f}, pixel acc {pixel_acc:.4f}, against {chance:.4f} for the best
 label-blind predictor (`chance_mean_iu`). `input_rgb_sha256` records the decoded val images.
 
-tests/voc/test_trained_model.py converts `net.caffemodel` with `python -m convert`, runs
-`python -m voc.evaluate` on this folder and requires Caffe's mean IU (to 1e-6), confusion matrix
+tests/fcn_ref/test_trained_model.py converts `net.caffemodel` with `python -m convert`, runs
+`python -m fcn_ref.evaluate` on this folder and requires Caffe's mean IU (to 1e-6), confusion matrix
 and every predicted pixel.
 """
 

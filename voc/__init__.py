@@ -1,7 +1,8 @@
-"""PASCAL VOC (and the other zoo datasets) for the FCN models: readers, the paper's metrics,
-the published numbers, and ``python -m voc.evaluate``.
+"""PASCAL VOC and the other zoo datasets as data: readers, splits, class names, dataset means,
+palettes, and the paper's metrics. No models: ``voc`` imports nothing of ``fcn_ref`` or ``convert``
+(running a model on the data is ``fcn_ref``'s: ``python -m fcn_ref.evaluate``).
 
 Modules: ``datasets`` (VOC, SBD, seg11valid), ``other_datasets`` (SIFT Flow, PASCAL-Context,
-NYUDv2), ``metrics`` (confusion matrix and scores), ``inference`` (input transform, forward and
-argmax), ``evaluate`` (library function and CLI), ``published``, ``palette``, ``synthetic``.
+NYUDv2), ``means`` (each dataset's mean pixel), ``metrics`` (confusion matrix and scores),
+``published`` (published scores, as data), ``palette``, ``synthetic``.
 """

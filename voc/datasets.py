@@ -20,7 +20,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from fcn_ref.transforms import VOC_MEAN
+from voc.means import VOC_MEAN
 
 VOID = 255
 

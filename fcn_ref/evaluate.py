@@ -1,10 +1,11 @@
 """Score a segmentation model on PASCAL VOC the way the FCN paper did, and set it beside the paper.
 
-    python -m voc.evaluate --weights fcn8s-heavy-pascal.pth --voc-root VOCdevkit/VOC2012
+    python -m fcn_ref.evaluate --weights fcn8s-heavy-pascal.pth --voc-root VOCdevkit/VOC2012
         [--split seg11valid] [--save-dir D] [--json F] [--confusion C.png] [--published KEY]
 
 Images are scored at their native size (resizing moves mean IU by about a point), one confusion
-matrix is summed over the whole split, and the metrics come from ``voc.metrics``. The published
+matrix is summed over the whole split, and the metrics come from ``voc.metrics``. The data, splits
+and metrics are ``voc``'s; running a model on them is an application, so it lives here. The published
 rows are found from the caffemodel name kept in the converted file (``source.file``), so a run on
 seg11valid prints ours, the paper's, and the difference side by side.
 """
@@ -24,11 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fcn_ref.loading import load
+from fcn_ref.predict import Model, caffe_input, predict_batch
 from voc.datasets import VOC_CLASSES, VOC_MEAN_BGR, Sample, VOCSegmentation, seg11valid_ids
-from voc.inference import Model, caffe_input, predict_batch
 from voc.metrics import Scores, fast_hist, scores
 from voc.palette import save_label_png
-from voc.published import Published, lookup
+from fcn_ref.zoo import Published, lookup
 
 
 @dataclass
@@ -191,11 +193,8 @@ def save_confusion_png(hist: np.ndarray, path: str | Path, cell: int = 16) -> No
 # ------------------------------------------------------------------------------------------- CLI
 
 def load_weights(path: str | Path) -> torch.nn.Module:
-    """A converted ``.pth`` as a model in eval mode (``fcn_ref.load``; imported lazily so that the
-    metrics and datasets work without the model package)."""
-    import fcn_ref
-
-    return fcn_ref.load(path)
+    """A converted ``.pth`` as a model in eval mode (``fcn_ref.load``)."""
+    return load(path)
 
 
 def source_file(path: str | Path) -> str | None:
@@ -214,7 +213,7 @@ def _image_set(ids: Sequence[str], split: str) -> str:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m voc.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fcn_ref.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--weights", required=True, help="converted model (.pth)")
     parser.add_argument("--voc-root", required=True, help="VOC year folder, e.g. VOCdevkit/VOC2012")
     parser.add_argument("--split", default="seg11valid",

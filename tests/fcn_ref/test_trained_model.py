@@ -1,4 +1,4 @@
-"""A model trained by real Caffe keeps its score through ``python -m convert`` + ``voc.evaluate``.
+"""A model trained by real Caffe keeps its score through ``python -m convert`` + ``fcn_ref.evaluate``.
 
 The fixture (tests/fixtures/trained/fcn8s-synthetic, made by tools/make_trained_fixture.py) is a
 reduced-width FCN-8s that Caffe trained on a synthetic VOC-format set, with Caffe's own label map
@@ -92,7 +92,7 @@ def _runtime_loader(path: str):
 
 
 def _cli_loader(path: str):
-    from voc.evaluate import load_weights
+    from fcn_ref.evaluate import load_weights
 
     return load_weights(path)
 
@@ -100,8 +100,8 @@ def _cli_loader(path: str):
 @pytest.mark.parametrize("load_model", [_runtime_loader, _cli_loader], ids=["convert.load", "cli-default"])
 def test_converted_model_reproduces_caffe(tmp_path, converted, caffe_metrics, caffe_predictions,
                                           load_model):
-    """``python -m voc.evaluate`` on the converted file: Caffe's pixels, matrix and mean IU."""
-    from voc.evaluate import main as evaluate_main
+    """``python -m fcn_ref.evaluate`` on the converted file: Caffe's pixels, matrix and mean IU."""
+    from fcn_ref.evaluate import main as evaluate_main
 
     report_path, save_dir = tmp_path / "eval.json", tmp_path / "pred"
     status = evaluate_main(["--weights", str(converted), "--voc-root", str(CASE), "--split", "val",

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from voc.datasets import VOCSegmentation, seg11valid_ids
-from voc.evaluate import evaluate, load_weights
-from voc.published import PUBLISHED, lookup
+from fcn_ref.evaluate import evaluate, load_weights
+from fcn_ref.zoo import PUBLISHED, lookup
 
 WEIGHTS_DIR = os.environ.get("FCN_WEIGHTS_DIR")
 VOC_ROOT = os.environ.get("VOC_ROOT")

@@ -1,9 +1,10 @@
-"""The published-numbers table: the rows evaluate relies on, and how they are found."""
+"""The zoo registry: its published rows (what evaluate relies on, and how they are found) and its entries."""
 from __future__ import annotations
 
 import pytest
 
-from voc.published import PUBLISHED, lookup
+from fcn_ref.models import ARCHITECTURES
+from fcn_ref.zoo import PUBLISHED, ZOO, lookup, weights_named
 
 IMAGE_SETS = {"seg11valid", "VOC2011 test", "VOC2012 test"}
 
@@ -42,3 +43,14 @@ def test_every_released_voc_model_has_a_seg11valid_mean_iu() -> None:
              "fcn8s-heavy-pascal.caffemodel", "fcn8s-atonce-pascal.caffemodel",
              "fcn-alexnet-pascal.caffemodel"}
     assert {r.file for r in PUBLISHED if r.image_set == "seg11valid" and r.file} == files
+
+
+def test_every_registry_entry_is_complete_and_fits_its_model() -> None:
+    for entry in ZOO:
+        model = ARCHITECTURES[entry.architecture]
+        assert entry.file.endswith(".caffemodel") and weights_named(entry.file) is entry
+        assert len(entry.means) == len(entry.channel_order) == len(model.input_names), entry.file
+        assert entry.sha256 is None or (len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0)
+        assert entry.classes is None or len(entry.classes) == entry.num_classes
+        assert all(row.file == entry.file for row in entry.published)
+    assert len({entry.file for entry in ZOO}) == len(ZOO)

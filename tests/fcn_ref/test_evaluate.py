@@ -1,4 +1,4 @@
-"""voc.evaluate on synthetic VOC folders, with a model whose predictions are known in advance.
+"""fcn_ref.evaluate on synthetic VOC folders, with a model whose predictions are known in advance.
 
 The model is a 1x1 convolution whose class scores are the lines ``k*x - k*k/2`` in
 ``x = R/STEP + OFFSET`` (R = the red input channel, mean already subtracted): their upper envelope
@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from voc.datasets import VOC_MEAN_BGR, VOCSegmentation, seg11valid_ids
-from voc.evaluate import _equal_size_batches, evaluate, main
-from voc.inference import caffe_input, predict_batch
+from fcn_ref.evaluate import _equal_size_batches, evaluate, main
+from fcn_ref.predict import caffe_input, predict_batch
 from voc.synthetic import make_voc_folder
 from voc_expected_metrics import metrics_from_pixels
 
@@ -191,7 +191,7 @@ def test_python_m_voc_evaluate_end_to_end(voc_folder, tmp_path: Path) -> None:
     weights = tmp_path / "line.pth"
     write_line_model_pth(weights, "fcn8s-heavy-pascal.caffemodel")
     out = tmp_path / "r.json"
-    run = subprocess.run([sys.executable, "-m", "voc.evaluate", "--weights", str(weights), "--voc-root", str(root),
+    run = subprocess.run([sys.executable, "-m", "fcn_ref.evaluate", "--weights", str(weights), "--voc-root", str(root),
                           "--split", "val", "--json", str(out), "--save-dir", str(tmp_path / "pred"),
                           "--device", "cpu"], capture_output=True, text=True, cwd=Path(__file__).parents[2],
                          timeout=300)
