@@ -20,12 +20,7 @@ import scipy.io
 from PIL import Image
 
 from voc.datasets import _Dataset, load_rgb, read_ids
-
-SIFTFLOW_MEAN_BGR = (114.578, 115.294, 108.353)
-CONTEXT_MEAN_BGR = (104.007, 116.669, 122.679)
-NYUD_MEAN_BGR = (116.190, 97.203, 92.318)
-NYUD_MEAN_HHA = (132.431, 94.076, 118.477)  # subtracted as stored: HHA is not channel-flipped
-NYUD_MEAN_LOG_DEPTH = 7.844
+from voc.means import NYUD_HHA_MEAN, NYUD_LOG_DEPTH_MEAN  # HHA is subtracted as stored, not flipped
 
 _SIFTFLOW_SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
@@ -129,11 +124,11 @@ class NYUDSegmentation(_Dataset):
         """HHA input (3, H, W) float32, mean subtracted, in the stored channel order."""
         with Image.open(self.root / "data" / "hha" / f"img_{image_id}.png") as image:
             hha = np.array(image, dtype=np.float32)
-        return (hha - np.array(NYUD_MEAN_HHA, dtype=np.float32)).transpose(2, 0, 1)
+        return (hha - NYUD_HHA_MEAN).transpose(2, 0, 1)
 
     def load_log_depth(self, image_id: str) -> np.ndarray:
         """Depth input (1, H, W) float32: log of the stored depth PNG minus the mean log depth."""
         with Image.open(self.root / "data" / "depth" / f"img_{image_id}.png") as image:
             depth = np.array(image, dtype=np.float32)
         with np.errstate(divide="ignore"):
-            return (np.log(depth) - np.float32(NYUD_MEAN_LOG_DEPTH))[np.newaxis]
+            return (np.log(depth) - NYUD_LOG_DEPTH_MEAN)[np.newaxis]

@@ -11,8 +11,8 @@ from PIL import Image
 
 from voc.datasets import (VOC_CLASSES, SBDSegmentation, VOCSegmentation, read_sbd_mat,
                           resolve_split, sbd_train_ids, seg11valid_ids)
-from voc.other_datasets import (NYUD_MEAN_HHA, NYUD_MEAN_LOG_DEPTH, NYUDSegmentation,
-                                PascalContextSegmentation, SIFTFlowSegmentation)
+from voc.means import NYUD_HHA_MEAN as NYUD_MEAN_HHA, NYUD_LOG_DEPTH_MEAN as NYUD_MEAN_LOG_DEPTH
+from voc.other_datasets import NYUDSegmentation, PascalContextSegmentation, SIFTFlowSegmentation
 from voc.palette import VOC_PALETTE, make_palette
 from voc.synthetic import make_sbd_folder, make_voc_folder
 
