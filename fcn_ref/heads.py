@@ -5,6 +5,9 @@ offset: 19 for 32s, 5 and 27 for 16s, 5, 9 and 31 for 8s, 18 for AlexNet, as Caf
 ``coord_map.crop`` computed them when the nets were written. Children are named like the heavy
 nets' Caffe layers; ``fcn_ref.caffe_names`` maps them to each era's file names.
 
+A head reads only ``trunk.channels`` and ``trunk.maps`` (by blob name) when built, and the blobs
+dict the trunk returns when run: any trunk with those (not only a chain of layers) fits.
+
 ``learned`` names the upsamplings that train (the CVPR nets' ``upscore2`` / ``upscore_pool4``, or
 all of them with ``learn_upsampling``); ``biased`` those that have a bias blob (CVPR files only).
 """

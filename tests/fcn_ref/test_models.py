@@ -144,3 +144,10 @@ def test_unrecognized_nets_load_through_the_generic_runtime(tmp_path):
     assert not isinstance(model, fcn_ref.FCN) and not model.training
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 197, 203))["prob"].shape == (1, 1000)
+
+
+def test_print_shows_the_figure():
+    text = repr(_meta(fcn_ref.FCN8s))
+    for part in ("(trunk): VGG16(", "(head): Head8s(", "(skip_pool4): Skip(", "(crop): Crop(offset=5)",
+                 "(upscore8): Upsample(21, kernel_size=16, stride=8)", "(crop): Crop(offset=31)"):
+        assert part in text, part

@@ -127,3 +127,16 @@ def test_cvpr_fcn8s_from_the_legacy_v1_files(with_prototxt):
                                               folder / "v1.prototxt" if with_prototxt else None)
     assert model.crop_offsets() == {"score-pool4c": 5, "score-pool3c": 9, "upscore": 31}
     _check_outputs(model, "cvpr-fcn8s")
+
+
+def test_a_file_from_python_m_convert_is_recognized_on_loading(tmp_path):
+    """convert knows no models: it stores no architecture, and fcn_ref.load recognizes the net."""
+    from convert.cli import main as convert_main
+    from convert.checkpoint import read_checkpoint
+
+    out = tmp_path / "fcn8s.pth"
+    assert convert_main([str(_case_dir("voc-fcn8s") / "net.caffemodel"), "-o", str(out)]) == 0
+    assert read_checkpoint(out).architecture is None
+    model = fcn_ref.load(out)
+    assert isinstance(model, fcn_ref.FCN8s) and model.meta["architecture"] == case_meta("voc-fcn8s")["architecture"]
+    _check_outputs(model, "voc-fcn8s")
