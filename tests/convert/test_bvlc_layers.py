@@ -47,7 +47,7 @@ def test_every_bvlc_inference_layer_has_a_builder():
 
 @pytest.mark.parametrize("case", ["argmax", "batch-reindex", "embed", "filter", "im2col", "neurons-more",
                                   "mvn", "parameter", "reduction", "spp", "tile", "dummy-data",
-                                  "slice-silence", "rnn", "rnn-static", "rnn-expose-hidden", "lstm",
+                                  "prelu", "slice-silence", "rnn", "rnn-static", "rnn-expose-hidden", "lstm",
                                   "lstm-static", "lstm-expose-hidden"])
 def test_each_new_layer_has_a_real_caffe_fixture(case):
     """The blob-for-blob comparison is test_parity's; this makes sure the fixtures are there."""

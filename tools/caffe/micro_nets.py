@@ -480,6 +480,13 @@ def bvlc_layer_cases() -> list[Case]:
                    "DummyData with constant fillers: legacy num/channels/height/width (0, the default "
                    "filler), and two tops with shapes and constants 1.5 and -2; added to inputs."))
 
+    def prelu(n):
+        n.prelu = L.PReLU(n.data)
+        n.prelu_shared = L.PReLU(n.data, prelu_param=dict(channel_shared=True))
+    c.append(micro("prelu", {"data": (2, 4, 3, 5)}, prelu,
+                   "PReLU with one slope per channel, and channel_shared (one slope).",
+                   init={"prelu": gaussian(0.5), "prelu_shared": gaussian(0.5)}))
+
     def slice_silence(n):
         n.a, n.b, n.c = L.Slice(n.data, slice_point=[1, 3], ntop=3)
         n.silence = L.Silence(n.b, ntop=0)
