@@ -16,7 +16,7 @@ from torch import nn
 
 from convert.coord_map import WindowGeometry, conv_geometry, pool_geometry
 from convert.errors import CaffeFormatError
-from convert.modules import (ELU, LRN, LSTM, MVN, RNN, SPP, ArgMax, BatchNorm, Bias, Clip, Concat,
+from convert.modules import (ELU, LRN, LSTM, MVN, LSTMUnit, RNN, SPP, ArgMax, BatchNorm, Bias, Clip, Concat,
                              Constant, Convolution, Crop, Deconvolution, Eltwise, Embed, Exp, Filter,
                              Flatten, GlobalPooling, Im2col, InnerProduct, Log, Pooling, Power, PReLU,
                              Reduction, ReLU, Reshape, Scale, Slice, Softmax, Swish, Threshold, Tile)
@@ -406,3 +406,9 @@ def build_lstm(layer: Layer, net: CaffeNet) -> nn.Module:
 
 def build_rnn(layer: Layer, net: CaffeNet) -> nn.Module:
     return _recurrent(layer, RNN, 1)
+
+
+def build_lstm_unit(layer: Layer, net: CaffeNet) -> nn.Module:
+    if len(layer.bottoms) != 3 or len(layer.tops) != 2:
+        raise CaffeFormatError("LSTMUnit takes c_prev, gates and cont, and gives c and h", layer=layer.name)
+    return LSTMUnit()

@@ -66,6 +66,7 @@ LAYER_BUILDERS: dict[str, Builder] = {
     "DummyData": builders.build_dummy_data,  # constant fillers only; others feed the net (convert.upgrade)
     "RNN": builders.build_rnn,
     "LSTM": builders.build_lstm,
+    "LSTMUnit": builders.build_lstm_unit,
     **TRAINING_LAYER_BUILDERS,  # SoftmaxWithLoss, Accuracy, Dropout (convert/training_layers.py)
 }
 
@@ -87,6 +88,9 @@ FORK_LAYER_TYPES: dict[str, str] = {
 
 def unsupported(layer_type: str) -> str:
     """Why a layer type has no builder: it comes from a fork, or it is not a layer we know."""
+    if layer_type == "Python":
+        return ("a Python layer runs user code (python_param module and layer), which a converted "
+                "net cannot carry; it is not supported")
     if layer_type in FORK_LAYER_TYPES:
         return (f"layer type '{layer_type}' comes from a Caffe fork ({FORK_LAYER_TYPES[layer_type]}), "
                 "not BVLC Caffe, and is not supported")

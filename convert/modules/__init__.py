@@ -15,12 +15,12 @@ from convert.modules.normalization import LRN, BatchNorm, Softmax
 from convert.modules.indexing import ArgMax, BatchReindex, Constant, Embed, Filter, Im2col, Tile
 from convert.modules.pointwise import ELU, Clip, Elementwise, Exp, Log, Power, PReLU, ReLU, Swish, Threshold, bnll
 from convert.modules.pooling import GlobalPooling, Pooling, caffe_pooled_size
-from convert.modules.recurrent import LSTM, RNN
+from convert.modules.recurrent import LSTM, RNN, LSTMUnit
 from convert.modules.reductions import MVN, SPP, Reduction
 from convert.modules.shapes import Concat, Crop, Flatten, Reshape, Silence, Slice, Split
 
 __all__ = [
-    "ArgMax", "BatchReindex", "Clip", "Constant", "ELU", "Embed", "Filter", "Im2col", "Log", "LSTM",
+    "ArgMax", "BatchReindex", "Clip", "Constant", "ELU", "Embed", "Filter", "Im2col", "Log", "LSTM", "LSTMUnit",
     "MVN", "Reduction", "RNN", "SPP", "Swish", "Tile",
     "BatchNorm", "Bias", "Concat", "Convolution", "Crop", "Deconvolution", "Elementwise", "Eltwise",
     "Exp", "Flatten", "GlobalPooling", "InnerProduct", "LRN", "Pooling", "Power", "PReLU",

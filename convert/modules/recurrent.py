@@ -31,6 +31,30 @@ def _steps(x: Tensor, cont: Tensor, static: Tensor | None, weight: Tensor, bias:
     return projected, cont.reshape(T, N, 1).to(x.dtype)
 
 
+def lstm_unit(c_prev: Tensor, gates: Tensor, cont: Tensor) -> tuple[Tensor, Tensor]:
+    """Caffe's LSTMUnit: gates (..., 4H) in the order i, f, o, g; the forget gate is cont * f, and
+    exactly 0 where cont is 0. Returns (c, h)."""
+    H = c_prev.shape[-1]
+    i, f, o = (torch.sigmoid(gates[..., k * H:(k + 1) * H]) for k in range(3))
+    g = torch.tanh(gates[..., 3 * H:])
+    f = torch.where(cont == 0, torch.zeros_like(f), cont * f)
+    c = f * c_prev + i * g
+    return c, o * torch.tanh(c)
+
+
+class LSTMUnit(nn.Module):
+    """The one-step layer LSTM unrolls into, usable on its own: bottoms c_prev (1, N, H), gates
+    (1, N, 4H), cont (1, N); tops c and h (1, N, H)."""
+
+    multi_output = True
+
+    def forward(self, c_prev: Tensor, gates: Tensor, cont: Tensor) -> tuple[Tensor, Tensor]:
+        if gates.shape[-1] != 4 * c_prev.shape[-1] or cont.shape != c_prev.shape[:-1]:
+            raise ValueError(f"LSTMUnit: shapes {tuple(c_prev.shape)}, {tuple(gates.shape)}, "
+                             f"{tuple(cont.shape)} do not fit (1, N, H), (1, N, 4H), (1, N)")
+        return lstm_unit(c_prev, gates, cont.unsqueeze(-1).to(c_prev.dtype))
+
+
 class Recurrent(nn.Module):
     """What RNN and LSTM share: bottoms (x, cont, [static], [initial state]) and tops."""
 
@@ -56,15 +80,9 @@ class LSTM(Recurrent):
         x, cont, static, (h, c) = self._split(bottoms, 2)
         gates_x, conts = _steps(x, cont, static, self.W_xc, self.b_c,
                                 getattr(self, "W_xc_static", None))
-        H = self.hidden
         outputs = []
         for t in range(x.shape[0]):
-            gates = (conts[t] * h) @ self.W_hc.t() + gates_x[t]
-            i, f, o = (torch.sigmoid(gates[:, k * H:(k + 1) * H]) for k in range(3))
-            g = torch.tanh(gates[:, 3 * H:])
-            f = torch.where(conts[t] == 0, torch.zeros_like(f), conts[t] * f)  # Caffe's LSTMUnit
-            c = f * c + i * g
-            h = o * torch.tanh(c)
+            c, h = lstm_unit(c, (conts[t] * h) @ self.W_hc.t() + gates_x[t], conts[t])
             outputs.append(h)
         top = torch.stack(outputs)
         return (top, h.unsqueeze(0), c.unsqueeze(0)) if self.expose_hidden else top

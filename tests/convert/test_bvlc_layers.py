@@ -24,12 +24,12 @@ from convert.schema import LayerParameter, NetParameter
 
 # BVLC master 9b89154's layer registry (src/caffe/layers/*.cpp, REGISTER_LAYER_CLASS and the
 # creator functions of layer_factory.cpp) minus what a deploy net never runs: data sources become
-# the net's inputs, losses and Accuracy are left out (convert.upgrade), LSTMUnit exists only
-# inside LSTM's unrolled net, and Python layers run user code.
+# the net's inputs, losses and Accuracy are left out (convert.upgrade), and Python layers run user
+# code.
 BVLC_INFERENCE_LAYERS = {
     "AbsVal", "ArgMax", "BatchNorm", "BatchReindex", "Bias", "BNLL", "Clip", "Concat", "Convolution",
     "Crop", "Deconvolution", "Dropout", "DummyData", "Eltwise", "ELU", "Embed", "Exp", "Filter",
-    "Flatten", "Im2col", "InnerProduct", "Log", "LRN", "LSTM", "MVN", "Parameter", "Pooling", "Power",
+    "Flatten", "Im2col", "InnerProduct", "Log", "LRN", "LSTM", "LSTMUnit", "MVN", "Parameter", "Pooling", "Power",
     "PReLU", "Reduction", "ReLU", "Reshape", "RNN", "Scale", "Sigmoid", "Silence", "Slice", "Softmax",
     "Split", "SPP", "Swish", "TanH", "Threshold", "Tile",
 }
@@ -48,7 +48,7 @@ def test_every_bvlc_inference_layer_has_a_builder():
 @pytest.mark.parametrize("case", ["argmax", "batch-reindex", "embed", "filter", "im2col", "neurons-more",
                                   "mvn", "parameter", "reduction", "spp", "tile", "dummy-data",
                                   "prelu", "slice-silence", "rnn", "rnn-static", "rnn-expose-hidden", "lstm",
-                                  "lstm-static", "lstm-expose-hidden"])
+                                  "lstm-static", "lstm-expose-hidden", "lstm-unit"])
 def test_each_new_layer_has_a_real_caffe_fixture(case):
     """The blob-for-blob comparison is test_parity's; this makes sure the fixtures are there."""
     assert (FIXTURES / f"layer-{case}" / "net.caffemodel").exists()
@@ -157,3 +157,8 @@ def test_spp_on_an_input_too_small_for_its_pyramid_is_refused_as_caffe_refuses_i
     assert spp(torch.randn(1, 2, 8, 12)).shape == (1, 2 * (1 + 4 + 16))
     with pytest.raises(ValueError, match="too small"):
         spp(torch.randn(1, 2, 1, 6))
+
+
+def test_python_layers_are_refused_as_user_code():
+    with pytest.raises(CaffeFormatError, match="Python layer runs user code"):
+        module_for('name: "py" type: "Python" bottom: "x" top: "y" python_param { module: "m" layer: "L" }')

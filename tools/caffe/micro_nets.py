@@ -505,6 +505,11 @@ def bvlc_layer_cases() -> list[Case]:
                            + ("; a static input (3, 4) added at every step" if static else "")
                            + ("; expose_hidden: initial state from inputs, final state as tops" if expose else "")
                            + ".", init={"out": gaussian(0.5)}, input_fill=fill))
+    def lstm_unit(n):
+        n.c, n.h = L.LSTMUnit(n.c_prev, n.gates, n.cont, ntop=2)
+    c.append(micro("lstm-unit", {"c_prev": (1, 4, 3), "gates": (1, 4, 12), "cont": (1, 4)}, lstm_unit,
+                   "LSTMUnit on its own: one step for N = 4, H = 3, cont 0 (forget gate exactly 0) for "
+                   "two of them.", input_scale={"gates": 2.0}, input_fill={"cont": fixed([[1, 0, 1, 0]])}))
     for case in c:
         case.max_blob = 1_000_000  # keeps every blob; selects the compact HDF5 layout (half the size)
     return c
