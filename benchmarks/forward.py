@@ -8,8 +8,10 @@ runs in a subprocess before and after them. Prints medians, ratios, max|diff|/ma
 agreement vs Caffe, and the fraction of the machine's peak (FLOPs of direct convolution / time /
 the fastest large fp32 GEMM measured in the same run).
 
-Our variants are one loaded net with fast paths switched off (benchmarks/paths.py): "before" is the
-runtime without them (NCHW, F.conv2d), "all" is the runtime as shipped.
+Our variants are one loaded net in three modes (benchmarks/paths.py): "exact" (no fast path, as
+``exact=True``), "measured" (the runtime as shipped: each layer's path measured on this machine and
+accuracy-gated; the first call measures, so it runs before any timing) and "rules" (the fixed rules
+tuned on an AMD EPYC, for comparison). Prints each layer's measured choice with its share of the FLOPs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ OUT = HERE / "out"
 CAFFE_PY = ROOT / "tools" / "caffe" / "python3"
 sys.path.insert(0, str(HERE))
 
-from flops import direct_flops  # noqa: E402
+from flops import direct_flops, per_layer_flops  # noqa: E402
 from paths import MODES, layer_paths, set_mode  # noqa: E402
 
 
@@ -92,7 +94,11 @@ def main() -> None:
     t0 = time.perf_counter()
     net = load_caffe(model, proto)
     load_s = time.perf_counter() - t0
-    paths = layer_paths(net, x)
+    t0 = time.perf_counter()
+    set_mode(net, "measured")
+    paths = layer_paths(net, x)  # the first call measures every layer (cached on disk afterwards)
+    measure_s = time.perf_counter() - t0
+    layer_flops = per_layer_flops(net, x)
 
     def ours(mode: str):
         def run() -> torch.Tensor:
@@ -100,7 +106,7 @@ def main() -> None:
             return net(x)["score"].contiguous()
         return run
 
-    variants = {f"ours: {MODES[m]}": ours(m) for m in ("before", "gemm", "all")}
+    variants = {f"ours: {MODES[m]}": ours(m) for m in ("exact", "measured", "rules")}
     try:
         import cv2
         cvnet = cv2.dnn.readNetFromCaffe(str(proto), str(model))
@@ -133,14 +139,16 @@ def main() -> None:
     cv_s = statistics.median(times[cv_key]) if cv_key else float("nan")
     caffe_argmax = caffe_out.argmax(axis=1)
 
-    by_path: dict[str, list[str]] = {}
-    for layer, path in paths.items():
-        by_path.setdefault(path, []).append(layer)
+    from convert.tuning import cache_file, machine_key
     print(f"input 1x3x{args.size}x{args.size}, torch {torch.__version__}, threads={torch.get_num_threads()}, "
           f"rounds={args.rounds}, Caffe forwards={len(caffe_times)}; load_caffe {load_s:.1f} s; "
+          f"first (measuring) call {measure_s:.1f} s; "
           f"oneDNN linear op: {'yes' if onednn_linear() else 'no (fallback F.linear/torch.bmm)'}")
-    for path in ("gemm", "winograd"):
-        print(f"  runtime's {path} layers: {', '.join(by_path.get(path, [])) or 'none'}")
+    print(f"CPU: {machine_key()['cpu']}; measured choices cached in {cache_file() or '(memory only)'}")
+    print("per-layer choice (measured):")
+    for layer, path in paths.items():
+        print(f"  {layer:16} {path:22} {layer_flops.get(layer, 0) / 1e9:7.2f} GFLOP "
+              f"({100 * layer_flops.get(layer, 0) / max(1.0, sum(layer_flops.values())):4.1f}%)")
     print(f"FLOPs: {flops / 1e9:.1f} GFLOP = 2 x multiply-adds of direct convolution and deconvolution "
           f"(pools, ReLU, crops, sums not counted; Winograd does fewer multiplications, still counted so)")
     print("peak: fastest 4096^3 fp32 GEMM measured now: "

@@ -1,54 +1,59 @@
-"""Benchmark-only: run a CaffeModule with some of its fast paths switched off, to measure each.
+"""Benchmark-only: run a CaffeModule with its fast paths off, measured (the default), or forced.
 
-The runtime picks its paths in one place (``convert.fastpath``: ``Convolution.path`` and, for
-channels_last, ``CaffeModule.channels_last_for``); here an instance attribute shadows ``path`` so the same
-loaded net can be timed as it ran before the fast paths existed, and with each one added.
+The runtime picks each layer's path in one place, ``convert.fastpath`` (measured on this machine,
+accuracy-gated). Here the same loaded net can also run with every fast path off (``exact``: what
+``convert.load_caffe(..., exact=True)`` gives, plain F.conv2d in NCHW) and with the fixed rules the
+runtime used before the paths were measured (``rules``: channels_last everywhere, unpadded convs as
+one GEMM, Winograd F(4x4) for 3x3 convs with >= 512 channels, no accuracy gate), by shadowing each
+module's ``path`` with an instance attribute.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import Tensor
 
-from convert.modules import Convolution
+from convert import fastpath
+from convert.modules import Convolution, Deconvolution
 from convert.runtime import CaffeModule
 
 MODES = {
-    "before": "NCHW, F.conv2d everywhere (the runtime before the fast paths)",
-    "gemm": "channels_last + unpadded convs as one oneDNN GEMM (no Winograd)",
-    "all": "channels_last + GEMM + Winograd F(4x4) for 512-channel 3x3 convs (the runtime's default)",
+    "exact": "exact=True: NCHW, F.conv2d everywhere (no fast path)",
+    "measured": "measured per layer on this machine, accuracy-gated (the runtime's default)",
+    "rules": "fixed rules of the AMD tuning: channels_last + GEMM + Winograd F(4x4) >= 512 ch, no gate",
 }
 
 
-def _without(conv: Convolution, banned: set[str]) -> Callable[[Tensor], str]:
-    chosen = Convolution.path
-
+def _rules(conv: Convolution) -> Callable[[Tensor], str]:
     def path(x: Tensor) -> str:
-        p = chosen(conv, x)
-        return "conv2d" if p in banned else p
+        names = fastpath.convolution_candidates(conv, x)
+        cout, cin, kh, kw = conv.weight.shape
+        if "gemm" in names:
+            return "gemm"
+        if "winograd" in names and min(cin, cout) >= 512:
+            return "winograd"
+        return "conv2d_channels_last" if "conv2d_channels_last" in names else "conv2d"
     return path
 
 
 def set_mode(net: CaffeModule, mode: str) -> None:
     """Switch ``net`` to ``mode`` (a key of MODES) in place."""
-    banned = {"before": {"gemm", "winograd"}, "gemm": {"winograd"}, "all": set()}[mode]
-    net.use_channels_last = mode != "before"
+    fastpath.set_exact(net, mode == "exact")
     for module in net.modules():
-        if isinstance(module, Convolution):
+        if isinstance(module, (Convolution, Deconvolution)):
             module.__dict__.pop("path", None)
-            if banned:
-                module.path = _without(module, banned)
+            if mode == "rules" and isinstance(module, Convolution):
+                module.path = _rules(module)
 
 
 def layer_paths(net: CaffeModule, x: Tensor) -> dict[str, str]:
-    """{layer: path} the net takes for input x (hooks record each convolution's choice)."""
-    import torch
-
+    """{layer: path} the net takes for input x (hooks record each layer's choice)."""
     seen: dict[str, str] = {}
     handles = []
     for step in net.layers():
-        if isinstance(step.module, Convolution):
+        if isinstance(step.module, (Convolution, Deconvolution)):
             def hook(module, args, name=step.name):
                 seen[name] = module.path(args[0])
             handles.append(step.module.register_forward_pre_hook(hook))

@@ -24,16 +24,18 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(_LAZY[name]), name)
 
 
-def load_caffe(weights=None, prototxt=None, *, crop_offsets="caffe"):
+def load_caffe(weights=None, prototxt=None, *, crop_offsets="caffe", exact: bool = False):
     """A Caffe model as an eval-mode ``torch.nn.Module`` (see ``convert.runtime``); ``crop_offsets``
-    "coord-map" gives offset-less Crop layers their coordinate-map offsets (``convert.crop_offsets``)."""
+    "coord-map" gives offset-less Crop layers their coordinate-map offsets (``convert.crop_offsets``);
+    ``exact=True`` computes every layer exactly as ``F.conv2d`` does (no measured fast paths)."""
     from convert.runtime import load_caffe as _load_caffe
 
-    return _load_caffe(weights, prototxt, crop_offsets=crop_offsets)
+    return _load_caffe(weights, prototxt, crop_offsets=crop_offsets, exact=exact)
 
 
-def load(path, *, crop_offsets="caffe"):
-    """A file written by ``python -m convert`` as an eval-mode ``torch.nn.Module``."""
+def load(path, *, crop_offsets="caffe", exact: bool = False):
+    """A file written by ``python -m convert`` as an eval-mode ``torch.nn.Module`` (keywords as for
+    ``load_caffe``)."""
     from convert.runtime import load as _load
 
-    return _load(path, crop_offsets=crop_offsets)
+    return _load(path, crop_offsets=crop_offsets, exact=exact)

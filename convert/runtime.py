@@ -6,8 +6,10 @@ Caffe's order over a dictionary of named blobs, exactly as ``Net::Forward`` does
 reads which blob, when a blob is last needed, which ReLUs may work in place) is fixed once at
 construction, so a forward pass costs nothing in Python beyond the layer loop.
 
-Memory layout: where ``convert.fastpath`` says so (CPU fp32 inference), ``forward`` runs the net in
-channels_last and hands back ordinary contiguous (NCHW) blobs. CUDA and training keep NCHW.
+Fast paths: for CPU fp32 inference each convolution and deconvolution takes the computation that
+``convert.fastpath`` measured fastest on this machine without costing accuracy, some of them in
+channels_last; ``forward`` then hands back ordinary contiguous (NCHW) blobs. ``exact=True`` turns
+them all off (``F.conv2d`` everywhere, the caller's layout). CUDA and training never take them.
 """
 from __future__ import annotations
 
@@ -16,12 +18,11 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from convert import fastpath
 from convert.crop_offsets import apply_policy as crop_policy
 from convert.errors import CaffeFormatError
-from convert.fastpath import runs_channels_last
 from convert.layers import build_layer
 from convert.modules import ReLU
 from convert.net import CaffeNet
@@ -70,7 +71,7 @@ class CaffeModule(nn.Module):
     takes the offsets the coordinate maps give; see ``convert.crop_offsets``).
     """
 
-    def __init__(self, net: CaffeNet, crop_offsets: str = "caffe") -> None:
+    def __init__(self, net: CaffeNet, crop_offsets: str = "caffe", exact: bool = False) -> None:
         super().__init__()
         net = crop_policy(net, crop_offsets)
         self.name = net.name
@@ -83,10 +84,12 @@ class CaffeModule(nn.Module):
         outputs = net_outputs(net)
         self.output_names: list[str] = outputs + [top for top in self.loss_weights if top not in outputs]
         self.meta: dict[str, Any] = {}  # what a converted file says about the net (see ``load``)
-        self.use_channels_last = True  # see ``channels_last_for``
+        self.fast_paths = True  # False: every layer exactly as F.conv2d computes it (set_exact)
         modules = [self._register(layer.name, build_layer(layer, net)) for layer in net.layers]
         self._mark_inplace_relus(net, modules)
         self._steps = self._plan(net, modules)
+        self.use_channels_last = True  # see ``channels_last_for``
+        fastpath.set_exact(self, exact)
 
     def _register(self, name: str, module: nn.Module) -> nn.Module:
         # Written straight into _modules so a layer may be called e.g. "eval" or "forward". A state
@@ -164,17 +167,28 @@ class CaffeModule(nn.Module):
             raise TypeError(f"{self.name}: missing inputs {missing}")
         return blobs
 
+    @property
+    def use_channels_last(self) -> bool:
+        """Whether layers may run in another memory layout (channels_last) where that measured
+        faster; the blobs returned are NCHW either way. False keeps the caller's layout."""
+        return self._use_channels_last
+
+    @use_channels_last.setter
+    def use_channels_last(self, value: bool) -> None:
+        self._use_channels_last = bool(value)
+        for step in self._steps:
+            if hasattr(step.module, "allow_layout_change"):
+                step.module.allow_layout_change = self._use_channels_last
+
     def channels_last_for(self, blobs: dict[str, Tensor]) -> bool:
-        """Whether this call runs in channels_last (``convert.fastpath.runs_channels_last``).
-        Set ``self.use_channels_last = False`` to always keep the caller's layout."""
-        return self.use_channels_last and runs_channels_last(blobs.values(), self.parameters())
+        """Whether this call may run layers in channels_last (and so makes every returned blob
+        contiguous NCHW): fast paths on, layout changes allowed, ``fastpath.fast_call``."""
+        return (self.fast_paths and self.use_channels_last
+                and fastpath.fast_call(blobs.values(), self.parameters()))
 
     def forward(self, *inputs: Tensor, all_blobs: bool = False, **named: Tensor) -> dict[str, Tensor]:
         blobs = self._bind_inputs(inputs, named)
         channels_last = self.channels_last_for(blobs)
-        if channels_last:
-            blobs = {name: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-                     for name, x in blobs.items()}
         for step in self._steps:
             result = step.module(*[blobs[b] for b in step.bottoms])
             if step.multi_output:
@@ -185,7 +199,7 @@ class CaffeModule(nn.Module):
                 for blob in step.release:
                     del blobs[blob]
         names = list(blobs) if all_blobs else self.output_names
-        if channels_last:  # the caller gets plain NCHW tensors, as from a run in NCHW
+        if channels_last:  # the caller gets plain NCHW tensors, whatever layout a layer chose
             return {name: blobs[name].contiguous() for name in names}
         return {name: blobs[name] for name in names}
 
@@ -194,19 +208,22 @@ class CaffeModule(nn.Module):
 
 
 def load_caffe(weights: str | PathLike | None, prototxt: str | PathLike | None = None, *,
-               crop_offsets: str = "caffe") -> CaffeModule:
-    """A ready-to-run module (eval mode) from a .caffemodel (binary or HDF5) and/or its prototxt."""
+               crop_offsets: str = "caffe", exact: bool = False) -> CaffeModule:
+    """A ready-to-run module (eval mode) from a .caffemodel (binary or HDF5) and/or its prototxt.
+    ``exact=True`` turns every fast path off (``convert.fastpath``)."""
     from convert.reader import read_net  # the reader is optional for users of CaffeModule alone
 
-    return CaffeModule(read_net(weights=weights, prototxt=prototxt), crop_offsets=crop_offsets).eval()
+    return CaffeModule(read_net(weights=weights, prototxt=prototxt), crop_offsets=crop_offsets,
+                       exact=exact).eval()
 
 
-def load(path: str | PathLike, *, crop_offsets: str = "caffe") -> CaffeModule:
-    """A ready-to-run module (eval mode) from a converted .pth; its metadata lands in ``.meta``."""
+def load(path: str | PathLike, *, crop_offsets: str = "caffe", exact: bool = False) -> CaffeModule:
+    """A ready-to-run module (eval mode) from a converted .pth; its metadata lands in ``.meta``.
+    ``exact=True`` turns every fast path off (``convert.fastpath``)."""
     from convert.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(path)
-    module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets).eval()
+    module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets, exact=exact).eval()
     module.meta = _metadata(checkpoint)
     return module
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from convert.fastpath import set_exact
 from fcn_ref.loading import load
 from fcn_ref.predict import Model, caffe_input, predict_batch
 from voc.datasets import VOC_CLASSES, VOC_MEAN_BGR, Sample, VOCSegmentation, seg11valid_ids
@@ -227,6 +228,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=1, help="equal-sized images per forward")
     parser.add_argument("--output", help="name of the score blob if the model returns several")
     parser.add_argument("--limit", type=int, help="score only the first N images (a quick look)")
+    parser.add_argument("--exact", action="store_true",
+                        help="no fast paths: every layer exactly as F.conv2d computes it (slower)")
     return parser.parse_args(argv)
 
 
@@ -242,6 +245,8 @@ def main(argv: Sequence[str] | None = None,
     key = args.published or source_file(args.weights)
     published = [] if key in (None, "none") else lookup(key, image_set)
     model = load_model(args.weights)
+    if args.exact:
+        set_exact(model)
     result = evaluate(model, dataset, VOCSegmentation.num_classes, device=args.device,
                       batch_size=args.batch_size, output=args.output, save_dir=args.save_dir,
                       progress=True)

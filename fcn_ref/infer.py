@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mean", type=_mean, help="BGR mean to subtract (default: the zoo entry of the "
                         "weights' source file, else VOC's)")
     parser.add_argument("--output-blob", help="which output to use when the model has several")
+    parser.add_argument("--exact", action="store_true",
+                        help="no fast paths: every layer exactly as F.conv2d computes it (slower)")
     return parser.parse_args(argv)
 
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.image}: cannot read the picture ({exc})", file=sys.stderr)
         return 1
     try:
-        model = load(args.weights)
+        model = load(args.weights, exact=args.exact)
         labels = predict(model, picture, mean=_default_mean(model) if args.mean is None else args.mean,
                          output=args.output_blob)
     except (CaffeFormatError, ValueError, TypeError) as exc:

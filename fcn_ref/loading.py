@@ -13,6 +13,7 @@ from torch import nn
 
 from convert.checkpoint import read_checkpoint, state_dict_of
 from convert.errors import CaffeFormatError
+from convert.fastpath import set_exact
 from convert.reader import read_net
 from fcn_ref.caffe_names import load_state_strict
 from fcn_ref.models import ARCHITECTURES, FCN, build
@@ -21,12 +22,13 @@ from fcn_ref.recognize import recognize
 
 
 
-def load(path: str | os.PathLike) -> nn.Module:
+def load(path: str | os.PathLike, *, exact: bool = False) -> nn.Module:
     """A file written by ``python -m convert`` or ``fcn_ref.save`` as an eval-mode model.
 
     A zoo net (the architecture the file stores, else the one recognized in its net) becomes its
     fcn_ref class; anything else loads through the generic runtime (``convert.runtime.load``),
-    which runs any supported Caffe net.
+    which runs any supported Caffe net. ``exact=True`` turns every fast path off
+    (``convert.fastpath.set_exact``): each layer computes exactly what ``F.conv2d`` does.
     """
     checkpoint = read_checkpoint(path)
     architecture = checkpoint.architecture
@@ -35,8 +37,8 @@ def load(path: str | os.PathLike) -> nn.Module:
     if architecture is None:
         from convert.runtime import load as load_generic
 
-        return load_generic(path)
-    model = build(architecture)
+        return load_generic(path, exact=exact)
+    model = set_exact(build(architecture), exact)
     load_state_strict(model, checkpoint.state_dict, path=str(path))
     model.meta = {"architecture": architecture, "source": checkpoint.source}  # as convert.load's .meta
     return model.eval()

@@ -50,3 +50,32 @@ def live_caffe():
         subprocess.run([str(CAFFE_PYTHON), *map(str, args)], check=True, capture_output=True)
 
     return run
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fastpath_cache(tmp_path_factory):
+    """Measured fast-path choices (``convert.tuning``) go to a fresh folder per test session, never
+    to the user's ~/.cache; subprocesses inherit the setting."""
+    before = os.environ.get("FCN_FASTPATH_CACHE")
+    os.environ["FCN_FASTPATH_CACHE"] = str(tmp_path_factory.mktemp("fastpath-cache"))
+    yield os.environ["FCN_FASTPATH_CACHE"]
+    if before is None:
+        os.environ.pop("FCN_FASTPATH_CACHE", None)
+    else:
+        os.environ["FCN_FASTPATH_CACHE"] = before
+
+
+@pytest.fixture
+def fake_timer(monkeypatch):
+    """Deterministic timing for the fast-path choice: ``fake_timer({"gemm": 1.0}, default=2.0)``
+    makes each candidate take the seconds the table gives, in a fresh in-memory record (no disk),
+    for every layer (``MIN_MEASURED_FLOPS`` 0: the fixtures' narrow layers are measured too). The
+    accuracy gate stays real."""
+    from convert import fastpath, tuning
+
+    def install(seconds: dict[str, float], default: float = 2.0) -> None:
+        monkeypatch.setenv("FCN_FASTPATH_CACHE", "off")
+        monkeypatch.setattr(tuning, "_memory", {})
+        monkeypatch.setattr(fastpath, "MIN_MEASURED_FLOPS", 0)
+        monkeypatch.setattr(tuning, "time_candidate", lambda name, run: seconds.get(name, default))
+    return install

@@ -23,6 +23,7 @@ class _Windowed(nn.Module):
         super().__init__()
         self.stride, self.padding, self.dilation = geometry.stride, geometry.pad, geometry.dilation
         self.groups = groups
+        self.fast_paths = True  # False: always F.conv2d / F.conv_transpose2d (convert.fastpath.set_exact)
         self.register_parameter("weight", None)  # placeholders fix the state-dict order; the
         self.register_parameter("bias", None)  # blobs replace them (bias only with bias_term)
 
@@ -32,7 +33,9 @@ class Convolution(_Windowed):
 
     def __init__(self, geometry: WindowGeometry, groups: int) -> None:
         super().__init__(geometry, groups)
-        self.winograd_transform = TransformCache(m=4)  # not in the state dict; see convert.fastpath
+        self.allow_layout_change = False  # may run in another memory layout (set by CaffeModule)
+        # Transformed weights of the Winograd paths, by tile size: not in the state dict.
+        self.winograd_transforms = {m: TransformCache(m) for m in (2, 4)}
 
     def path(self, x: Tensor) -> str:
         """How this layer computes ``x``: a key of ``fastpath.CONVOLUTION_PATHS``."""
@@ -47,7 +50,7 @@ class Deconvolution(_Windowed):
 
     FCN's upsampling layers hold one bilinear kernel per class on the diagonal of a (K, K, k, k)
     weight and zeros elsewhere. Such a weight is a depthwise transposed convolution: the same numbers
-    with K times less work (``convert.fastpath.depthwise_deconvolution`` decides when). The state
+    with K times less work (``convert.fastpath.deconvolution_path`` decides when). The state
     dict keeps Caffe's full weight; the diagonal test runs again whenever the weight tensor changes
     (new storage or an in-place write bumps its version).
     """
@@ -73,14 +76,12 @@ class Deconvolution(_Windowed):
             self._diagonal_key, self._diagonal = key, square
         return self._diagonal
 
+    def path(self, x: Tensor) -> str:
+        """How this layer computes ``x``: a key of ``fastpath.DECONVOLUTION_PATHS``."""
+        return fastpath.deconvolution_path(self, x)
+
     def forward(self, x: Tensor) -> Tensor:
-        w = self.weight
-        if fastpath.depthwise_deconvolution(self):
-            depthwise = w.diagonal(dim1=0, dim2=1).permute(2, 0, 1).unsqueeze(1).contiguous()
-            return F.conv_transpose2d(x, depthwise, self.bias, self.stride, self.padding, 0,
-                                      w.shape[0], self.dilation)
-        return F.conv_transpose2d(x, w, self.bias, self.stride, self.padding, 0, self.groups,
-                                  self.dilation)
+        return fastpath.DECONVOLUTION_PATHS[self.path(x)](self, x)
 
 
 class InnerProduct(nn.Module):

@@ -426,8 +426,10 @@ def rel(y: torch.Tensor, ref: torch.Tensor) -> float:
 @pytest.mark.parametrize("onednn", [True, False])
 @pytest.mark.parametrize(("cin", "cout", "k", "size"), [(5, 7, 1, 6), (6, 9, 3, 8), (4, 3, 7, 7), (3, 2, 2, 5)])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_unpadded_convolution_as_gemm(monkeypatch, onednn, cin, cout, k, size, channels_last):
+def test_unpadded_convolution_as_gemm(monkeypatch, fake_timer, onednn, cin, cout, k, size, channels_last):
     import convert.gemm as gemm
+
+    fake_timer({"gemm": 1.0})  # measured fastest: then it must be taken, and compute the same
 
     if not onednn:  # a torch without the private oneDNN op falls back to F.linear
         monkeypatch.setattr(gemm, "_linear_op", None)
@@ -458,7 +460,8 @@ def test_onednn_probe_rejects_a_missing_or_broken_op():
     assert probe_onednn_linear(wrong) is None
 
 
-def test_fast_paths_only_for_cpu_fp32_inference():
+def test_fast_paths_only_for_cpu_fp32_inference(fake_timer):
+    fake_timer({"gemm": 1.0, "conv2d": 2.0}, default=3.0)  # GEMM wins where allowed, others lose
     gemm_conv = conv_module(4, 4, 1)
     x = torch.randn(1, 4, 5, 5)
     assert gemm_conv.path(x) == "conv2d"  # grad mode on and the weight requires grad
@@ -475,12 +478,16 @@ def test_fast_paths_only_for_cpu_fp32_inference():
     with torch.no_grad():
         assert conv_module(4, 4, 3, pad=0, stride=2).path(x) == "conv2d"
         assert conv_module(4, 4, 7).path(x) == "conv2d"  # smaller than the kernel: PyTorch's error
-        assert conv_module(4, 4, 3, pad=1).path(x) == "conv2d"  # too few channels for Winograd
+        assert conv_module(4, 4, 3, pad=1).path(x) == "conv2d"  # Winograd measured slower
         with pytest.raises(RuntimeError):
             conv_module(4, 4, 7)(x)
 
 
-def test_winograd_for_wide_3x3_layers_follows_weight_changes():
+def test_winograd_for_wide_3x3_layers_follows_weight_changes(monkeypatch, fake_timer):
+    from convert import tuning
+
+    fake_timer({"winograd": 1.0})  # chosen (timing and accuracy gate set aside: tested elsewhere),
+    monkeypatch.setattr(tuning, "ACCURACY_FACTOR", math.inf)  # its transform must follow the weight
     conv = conv_module(512, 512, 3, pad=1, seed=1)
     x = torch.relu(torch.randn(1, 512, 9, 7)).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():

@@ -202,3 +202,15 @@ def test_python_m_voc_evaluate_end_to_end(voc_folder, tmp_path: Path) -> None:
     assert "no published numbers for fcn8s-heavy-pascal.caffemodel on val" in run.stdout
     assert "mean IU" in run.stdout and "tvmonitor" in run.stdout
     assert sorted(p.stem for p in (tmp_path / "pred").iterdir()) == sorted(ids)
+
+
+def test_cli_exact_turns_the_fast_paths_off(tmp_path: Path) -> None:
+    root = tmp_path / "VOC"
+    make_voc_folder(root, split="val", sizes=((6, 5),), ids=["a", "b"], seed=2)
+    model = line_model()
+    model.fast_paths = True  # what convert.fastpath.set_exact switches on every module that has it
+    args = ["--weights", "unused.pth", "--voc-root", str(root), "--split", "val", "--published", "none",
+            "--device", "cpu"]
+    assert main(args, load_model=lambda path: model) == 0 and model.fast_paths
+    assert main([*args, "--exact"], load_model=lambda path: model) == 0 and not model.fast_paths
+

@@ -79,3 +79,19 @@ def test_infer_uses_the_mean_of_the_source_weights(tmp_path):
     assert np.array_equal(_default_mean(fcn_ref.load(_converted_demo(tmp_path))), fcn_ref.VOC_MEAN)
     assert weights_named("/x/pascalcontext-fcn8s-heavy.caffemodel").num_classes == 60
     assert all(w.architecture in fcn_ref.ARCHITECTURES for w in ZOO)
+
+
+def test_exact_loads_without_fast_paths_and_predicts_the_same(tmp_path, monkeypatch):
+    import fcn_ref.infer as infer
+
+    weights = _converted_demo(tmp_path)
+    exact, default = fcn_ref.load(weights, exact=True), fcn_ref.load(weights)
+    assert [m.fast_paths for m in exact.modules() if hasattr(m, "fast_paths")] == [False] * 3  # upscores
+    assert all(m.fast_paths for m in default.modules() if hasattr(m, "fast_paths"))
+    seen = []
+    monkeypatch.setattr(infer, "load", lambda path, **kw: seen.append(kw) or fcn_ref.load(path, **kw))
+    for flags, name in (([], "default.png"), (["--exact"], "exact.png")):
+        assert main([str(DEMO / "demo.jpg"), "--weights", str(weights), "-o", str(tmp_path / name), *flags]) == 0
+    assert seen == [{"exact": False}, {"exact": True}]
+    assert np.array_equal(np.array(Image.open(tmp_path / "default.png")), np.array(Image.open(tmp_path / "exact.png")))
+

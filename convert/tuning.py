@@ -1,0 +1,197 @@
+"""Choose among computations that give the same numbers, by measuring them on the machine at hand.
+
+Why: which convolution algorithm is fastest depends on the CPU (a Winograd transform that paid on
+an AMD EPYC may lose on an Intel Xeon with AMX), on the thread count and on torch's kernels, so a
+table of thresholds measured on one machine is wrong on the next. And a faster candidate must not
+cost accuracy. ``choose`` therefore decides in two steps, each remembered:
+
+1. **Accuracy gate**, per layer and weights: every candidate runs on a deterministic random input
+   (``|N(0, 1)|``, like post-ReLU activations; seeded from the layer's key) with the layer's real
+   weights and real channels, its spatial size capped by the caller; its error is
+   ``max|y - y64| / max|y64|`` against a float64 computation. A candidate passes when its error is
+   at most ``ACCURACY_FACTOR`` times the baseline's (errors below ``ERROR_FLOOR``, one fp32 ulp of
+   the range, count as the floor: they are rounding noise).
+2. **Timing**, per layer shape on this machine: the candidates that pass run on an input of the
+   real shape and memory layout; each is timed (``time_candidate``: one warm-up, best of
+   ``TIMING_REPEATS``). The fastest wins only if it takes at most ``SPEED_MARGIN`` of the
+   baseline's time; otherwise the baseline (plain ``F.conv2d`` and friends) runs.
+
+Both results are kept for the process and on disk, in ``~/.cache/fcn-ref/fastpath-<key>.json``,
+one file per machine key (CPU model and flags, thread count, torch version; ``machine_key``).
+``FCN_FASTPATH_CACHE`` relocates the folder; ``FCN_FASTPATH_CACHE=off`` keeps results in memory
+only. A corrupt or unreadable file is ignored and rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+ACCURACY_FACTOR = 2.0  # a candidate's error may be at most this times the baseline's
+ERROR_FLOOR = float(torch.finfo(torch.float32).eps)  # relative errors below this are rounding noise
+SPEED_MARGIN = 0.9  # a candidate must take at most this fraction of the baseline's time
+TIMING_REPEATS = 3
+CACHE_ENV = "FCN_FASTPATH_CACHE"
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fcn-ref"
+
+Run = Callable[[Tensor], Tensor]
+
+_lock = threading.Lock()
+_memory: dict[str, dict[str, dict]] = {}  # machine key -> {"accuracy": {...}, "timing": {...}}
+
+
+def cpu_model() -> str:
+    """The CPU's model name and a digest of its feature flags (two Xeons of one name may differ)."""
+    name, flags = "", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = value.strip()
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine()
+    return f"{name} [{hashlib.sha1(flags.encode()).hexdigest()[:8]}]" if flags else name
+
+
+def machine_key() -> dict[str, object]:
+    """What a measured choice depends on besides the layer: CPU, threads, torch."""
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
+def cache_file(key: Mapping[str, object] | None = None) -> Path | None:
+    """Where the choices for ``key`` (default: this machine) live, or None with the cache off."""
+    setting = os.environ.get(CACHE_ENV, "")
+    if setting.lower() in ("off", "0", "none", "false"):
+        return None
+    folder = Path(setting).expanduser() if setting else DEFAULT_CACHE_DIR
+    digest = hashlib.sha1(json.dumps(key or machine_key(), sort_keys=True).encode()).hexdigest()[:16]
+    return folder / f"fastpath-{digest}.json"
+
+
+def _records(path: Path | None, key: dict[str, object]) -> dict[str, dict]:
+    """The in-memory records for this cache file, read from disk the first time."""
+    name = str(path) if path is not None else "memory:" + json.dumps(key, sort_keys=True)
+    if name not in _memory:
+        records: dict[str, dict] = {"accuracy": {}, "timing": {}}
+        if path is not None:
+            try:
+                stored = json.loads(path.read_text())
+                if stored.get("machine") == key:
+                    records = {kind: dict(stored.get(kind, {})) for kind in records}
+            except (OSError, ValueError, AttributeError):
+                pass
+        _memory[name] = records
+    return _memory[name]
+
+
+def _save(path: Path | None, key: dict[str, object], records: dict[str, dict]) -> None:
+    """Merge ``records`` into the file (other processes may have added layers) and replace it."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stored = json.loads(path.read_text())
+            if stored.get("machine") != key:
+                stored = {}
+        except (OSError, ValueError):
+            stored = {}
+        merged = {"machine": key}
+        for kind in ("accuracy", "timing"):
+            merged[kind] = {**stored.get(kind, {}), **records[kind]}
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
+                                         delete=False) as out:
+            json.dump(merged, out, indent=1, sort_keys=True)
+        os.replace(out.name, path)
+    except OSError:  # a read-only home: the choices still hold for this process
+        pass
+
+
+def relative_error(y: Tensor, reference: Tensor) -> float:
+    """max|y - reference| / max|reference| (the project's parity measure), in float64."""
+    scale = float(reference.abs().max()) if reference.numel() else 0.0
+    diff = float((y.double() - reference).abs().max()) if reference.numel() else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+def time_candidate(name: str, run: Callable[[], object]) -> float:
+    """Seconds one call of ``run`` takes: one warm-up (allocations, oneDNN primitives, cached
+    transforms), then the best of ``TIMING_REPEATS``. Tests replace this with a fake timer."""
+    run()
+    best = math.inf
+    for _ in range(TIMING_REPEATS):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def probe_input(shape: tuple[int, ...], seed_text: str, like: Tensor) -> Tensor:
+    """A deterministic ``|N(0, 1)|`` tensor of ``shape`` in ``like``'s dtype, device and layout."""
+    generator = torch.Generator().manual_seed(zlib.crc32(seed_text.encode()))
+    x = torch.randn(shape, generator=generator).abs_().to(dtype=like.dtype, device=like.device)
+    if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, accuracy_input: Tensor,
+           reference: Run, timing_key: str, timing_input: Tensor) -> str:
+    """The candidate to run (a key of ``candidates``; ``baseline`` unless another passes the
+    accuracy gate and is faster by the margin). See the module docstring for the two steps.
+
+    ``reference`` computes the layer in float64 from ``accuracy_input``; the keys name the layer
+    (geometry and a weight fingerprint for accuracy, geometry and input shape for timing).
+    """
+    if len(candidates) == 1:
+        return baseline
+    key = machine_key()
+    path = cache_file(key)
+    with _lock:
+        records = _records(path, key)
+        changed = False
+        errors = records["accuracy"].setdefault(accuracy_key, {})
+        if ACCURACY_FACTOR != math.inf and any(name not in errors for name in candidates):
+            with torch.no_grad():
+                expected = reference(accuracy_input.double())
+                for name, run in candidates.items():
+                    if name not in errors:
+                        errors[name] = relative_error(run(accuracy_input), expected)
+            changed = True
+        if ACCURACY_FACTOR == math.inf:  # the gate is off (tests forcing a path)
+            allowed = list(candidates)
+        else:
+            limit = ACCURACY_FACTOR * max(errors[baseline], ERROR_FLOOR)
+            allowed = [name for name in candidates if name == baseline or errors[name] <= limit]
+        times = records["timing"].setdefault(timing_key, {})
+        if any(name not in times for name in allowed):
+            with torch.no_grad():
+                for name in allowed:
+                    if name not in times:
+                        run = candidates[name]
+                        times[name] = time_candidate(name, lambda: run(timing_input))
+            changed = True
+        if changed:
+            _save(path, key, records)
+    fastest = min(allowed, key=lambda name: (times[name], name != baseline))
+    return fastest if times[fastest] <= SPEED_MARGIN * times[baseline] else baseline
+
+
+def forget() -> None:
+    """Drop the in-memory records (the disk file stays); the next ``choose`` rereads the file."""
+    with _lock:
+        _memory.clear()

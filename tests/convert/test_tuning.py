@@ -1,0 +1,120 @@
+"""The measured choice among equivalent computations (convert.tuning), with a fake timer."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from convert import tuning
+
+EPS = float(torch.finfo(torch.float32).eps)
+
+
+def tripled(error: float = 0.0):
+    """A candidate computing 3x in fp32, off by ``error`` of the output's range."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        y = x * 3
+        return y + error * float(y.abs().max())
+    return run
+
+
+def choose(candidates, key: str = "layer") -> str:
+    x = torch.rand(2, 3, 4, 5) + 0.5
+    return tuning.choose(candidates, "base", accuracy_key=key, accuracy_input=x, reference=lambda y: y * 3,
+                         timing_key=key, timing_input=x)
+
+
+@pytest.mark.parametrize(("fast_seconds", "expected"), [(0.85, "fast"), (0.95, "base"), (1.2, "base")])
+def test_a_candidate_must_beat_the_baseline_by_the_margin(fake_timer, fast_seconds, expected):
+    fake_timer({"base": 1.0, "fast": fast_seconds})
+    assert tuning.SPEED_MARGIN == 0.9
+    assert choose({"base": tripled(), "fast": tripled()}) == expected
+
+
+def test_the_fastest_of_several_that_pass_wins(fake_timer):
+    fake_timer({"base": 1.0, "a": 0.5, "b": 0.3, "c": 0.6})
+    assert choose({"base": tripled(), "a": tripled(), "b": tripled(), "c": tripled()}) == "b"
+
+
+def test_accuracy_gate_rejects_a_fast_candidate_with_more_than_twice_the_error(fake_timer):
+    """The baseline's fp32 error here is below one ulp of the range, so the limit is 2 ulps."""
+    fake_timer({"base": 1.0, "sloppy": 0.1, "close": 0.5})
+    candidates = {"base": tripled(), "sloppy": tripled(4 * EPS), "close": tripled(0.5 * EPS)}
+    assert choose(candidates) == "close"
+    errors = tuning._memory[next(iter(tuning._memory))]["accuracy"]["layer"]
+    assert errors["base"] <= EPS and errors["sloppy"] > 2 * EPS >= errors["close"]
+    fake_timer({"base": 1.0, "sloppy": 0.1})
+    assert choose({"base": tripled(), "sloppy": tripled(4 * EPS)}) == "base"
+
+
+def test_gate_is_relative_to_the_baseline_error(fake_timer):
+    """A baseline that is itself off by 10 ulps lets a candidate off by 15 through, not one off by 30
+    (each give or take one ulp of rounding)."""
+    fake_timer({"base": 1.0, "x": 0.1})
+    assert choose({"base": tripled(10 * EPS), "x": tripled(15 * EPS)}) == "x"
+    fake_timer({"base": 1.0, "x": 0.1})
+    assert choose({"base": tripled(10 * EPS), "x": tripled(30 * EPS)}) == "base"
+
+
+def test_a_lone_candidate_is_not_measured(fake_timer, monkeypatch):
+    fake_timer({})
+    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: pytest.fail("measured"))
+    assert choose({"base": tripled()}) == "base"
+
+
+def test_cache_file_is_keyed_by_cpu_threads_and_torch(monkeypatch, tmp_path):
+    monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
+    key = {"cpu": "Some CPU [0123abcd]", "threads": 4, "torch": "2.13.0"}
+    path = tuning.cache_file(key)
+    assert path.parent == tmp_path and path.name.startswith("fastpath-") and path.suffix == ".json"
+    assert tuning.cache_file(dict(key)) == path
+    for field, other in (("cpu", "Another CPU [0123abcd]"), ("threads", 8), ("torch", "2.12.0")):
+        assert tuning.cache_file({**key, field: other}) != path, field
+    assert set(tuning.machine_key()) == {"cpu", "threads", "torch"}
+    assert tuning.machine_key()["threads"] == torch.get_num_threads()
+    monkeypatch.setenv(tuning.CACHE_ENV, "off")
+    assert tuning.cache_file(key) is None
+    monkeypatch.delenv(tuning.CACHE_ENV)
+    assert tuning.cache_file(key).parent == tuning.DEFAULT_CACHE_DIR
+
+
+def test_choices_persist_on_disk_and_are_not_measured_again(monkeypatch, tmp_path):
+    monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(tuning, "_memory", {})
+    calls = []
+    monkeypatch.setattr(tuning, "time_candidate",
+                        lambda name, run: calls.append(name) or {"base": 1.0, "fast": 0.5}[name])
+    candidates = {"base": tripled(), "fast": tripled()}
+    assert choose(candidates) == "fast" and sorted(calls) == ["base", "fast"]
+    stored = json.loads(tuning.cache_file().read_text())
+    assert stored["machine"] == tuning.machine_key()
+    assert stored["timing"]["layer"] == {"base": 1.0, "fast": 0.5}
+    tuning.forget()  # a new process: only the file remains
+    calls.clear()
+    assert choose(candidates) == "fast" and calls == []
+    assert choose(candidates, key="another layer") == "fast" and sorted(calls) == ["base", "fast"]
+    assert set(json.loads(tuning.cache_file().read_text())["timing"]) == {"layer", "another layer"}
+
+
+def test_a_corrupt_cache_file_is_ignored_and_rewritten(monkeypatch, tmp_path):
+    monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: {"base": 1.0, "fast": 0.5}[name])
+    tuning.cache_file().write_text("{not json")
+    assert choose({"base": tripled(), "fast": tripled()}) == "fast"
+    assert json.loads(tuning.cache_file().read_text())["timing"]["layer"]["fast"] == 0.5
+
+
+def test_real_timer_returns_the_best_of_its_repeats():
+    runs = []
+    seconds = tuning.time_candidate("x", lambda: runs.append(1))
+    assert len(runs) == 1 + tuning.TIMING_REPEATS and 0 <= seconds < 1
+
+
+def test_probe_input_is_deterministic_nonnegative_and_keeps_the_layout():
+    like = torch.empty(1, 4, 5, 6).contiguous(memory_format=torch.channels_last)
+    a = tuning.probe_input((1, 4, 5, 6), "key", like)
+    assert torch.equal(a, tuning.probe_input((1, 4, 5, 6), "key", like))
+    assert not torch.equal(a, tuning.probe_input((1, 4, 5, 6), "other key", like))
+    assert bool((a >= 0).all()) and a.is_contiguous(memory_format=torch.channels_last)
