@@ -28,6 +28,12 @@ def test_suite_is_complete():
     assert sorted(p.name for p in PUBLIC.iterdir()) == sorted(NETS), "rerun tools/caffe/make_public_nets.py"
 
 
+@pytest.mark.parametrize("net", list(NETS))
+def test_fixture_is_the_generators_net(net):
+    """The committed prototxt is what the generator writes today (else: regenerate the fixtures)."""
+    assert (PUBLIC / net / "net.prototxt").read_text() == NETS[net].net("small").text()
+
+
 @pytest.mark.parametrize("size", reference.SIZES)
 @pytest.mark.parametrize("net", list(NETS))
 def test_every_blob_matches_caffe(net, size):
