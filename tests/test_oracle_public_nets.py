@@ -27,8 +27,8 @@ pytestmark = pytest.mark.oracle
 @pytest.mark.parametrize("net", list(NETS))
 def test_full_width_net_matches_live_caffe(net, live_caffe, tmp_path):
     spec = NETS[net]
-    if spec.waits_for:
-        pytest.skip(f"needs {spec.waits_for}")
+    if spec.full.waits_for:
+        pytest.skip(f"needs {spec.full.waits_for}")
     try:
         live_caffe(ROOT / "tools" / "caffe" / "make_public_nets.py", "--variant", "full", "--only", net,
                    "--out", tmp_path)
