@@ -71,9 +71,13 @@ def lrn(net: NetText, name: str, bottom: str, size: int = 5, alpha: float = 1e-4
 
 
 def batch_norm(net: NetText, name: str, bottom: str, top: str | None = None, eps: float | None = None,
-               params: bool = False) -> str:
-    """BatchNorm in inference form (TEST phase uses the stored statistics); in place by default."""
-    extra: dict = {"batch_norm_param": {} if eps is None else {"eps": eps}}
+               params: bool = False, global_stats: bool = False) -> str:
+    """BatchNorm in inference form (TEST phase uses the stored statistics); in place by default.
+    ``global_stats`` writes that default out, as ResNet's deploy does."""
+    p: dict = {"use_global_stats": True} if global_stats else {}
+    if eps is not None:
+        p["eps"] = eps
+    extra: dict = {"batch_norm_param": p}
     if params:
         extra["param"] = [{"lr_mult": 0, "decay_mult": 0}] * 3
     return net.layer(name, "BatchNorm", [bottom], [top or bottom], **extra)
@@ -84,9 +88,9 @@ def scale(net: NetText, name: str, blob: str, bias: bool = True, top: str | None
 
 
 def bn_scale(net: NetText, bn_name: str, scale_name: str, bottom: str, top: str | None = None,
-             eps: float | None = None) -> str:
+             eps: float | None = None, global_stats: bool = False) -> str:
     """The BatchNorm + Scale pair of ResNet/MobileNet/DenseNet (Caffe's BatchNorm has no affine part)."""
-    blob = batch_norm(net, bn_name, bottom, top, eps)
+    blob = batch_norm(net, bn_name, bottom, top, eps, global_stats=global_stats)
     return scale(net, scale_name, blob)
 
 
