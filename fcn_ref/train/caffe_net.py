@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from convert.architectures import recognize
 from convert.checkpoint import read_checkpoint, save_checkpoint
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet, Layer
@@ -101,7 +100,7 @@ def deploy_net(trainable: TrainableNet) -> CaffeNet:
 
 def save_net(trainable: TrainableNet, out: Path, *, source: dict | None = None) -> None:
     net = deploy_net(trainable)
-    save_checkpoint(net, out, architecture=recognize(net), source=source or {"file": "", "sha256": ""},
+    save_checkpoint(net, out, architecture=None, source=source or {"file": "", "sha256": ""},
                     overwrite=True)
 
 

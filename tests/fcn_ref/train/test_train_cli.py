@@ -149,3 +149,35 @@ def test_command_line_entry_point(run_dir):
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr.strip() == "error: bad.prototxt: base_lr is not set"
+
+
+def test_test_net_scores_with_the_trained_weights(run_dir):
+    """test_net / test_iter / test_interval: Caffe's Test over a separate TEST-phase net sharing the
+    train net's weights; its loss and accuracy at the last test point equal an independent numpy
+    computation on the same two batches with the final snapshot's weights."""
+    test_net = TRAIN.replace("shuffle: true", "shuffle: false").replace(
+        'layer { name: "loss"', 'layer { name: "accuracy" type: "Accuracy" bottom: "crop" bottom: "label" '
+        'top: "accuracy" accuracy_param { ignore_label: 255 } }\nlayer { name: "loss"')
+    (run_dir / "nets" / "test.prototxt").write_text(test_net)
+    solver = SOLVER.replace("max_iter: 20", "max_iter: 3").replace("snapshot: 10", "snapshot: 0")
+    solver += 'test_net: "nets/test.prototxt"\ntest_iter: 2\ntest_interval: 3\ntest_compute_loss: true\n'
+    (run_dir / "solver.prototxt").write_text(solver)
+    with inside(run_dir):
+        assert main(["solver.prototxt", "--no-progress"]) == 0
+    tests = [e for e in _log(run_dir / "snap" / "tiny_log.jsonl") if "scores" in e]
+    assert [e["iteration"] for e in tests] == [0, 3]
+    net = convert.load(run_dir / "snap" / "tiny_iter_3.pth")
+    losses, accuracies = [], []
+    with h5py.File(run_dir / "data" / "part0.h5") as a, h5py.File(run_dir / "data" / "part1.h5") as b:
+        batches = [(a["data"][2], a["label"][2]), (b["data"][0], b["label"][0])]  # test rows 2 and 3
+    for data, label in batches:
+        score = net(torch.tensor(data[None]))["crop"][0].detach().double().numpy()
+        label = label[0].astype(int)
+        p = np.exp(score - score.max(0)) / np.exp(score - score.max(0)).sum(0)
+        valid = label != 255
+        picked = np.take_along_axis(p, np.where(valid, label, 0)[None], 0)[0]
+        losses.append(-np.log(np.maximum(picked[valid], np.finfo(np.float32).tiny)).sum())
+        accuracies.append((score.argmax(0) == label)[valid].mean())
+    scores = tests[-1]["scores"]
+    assert scores["test0/loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert scores["test0/accuracy"] == pytest.approx(np.mean(accuracies), abs=1e-6)
