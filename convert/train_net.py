@@ -154,26 +154,29 @@ def blob_plan(layer: Layer, bottoms: list[tuple[int, ...]]) -> list[tuple[tuple[
     return []
 
 
-def _meta_outputs(layer: Layer, module: torch.nn.Module, bottoms: list[Tensor]) -> list[Tensor]:
-    """The layer's tops as meta tensors (shapes only, no arithmetic)."""
+def _outputs(layer: Layer, module: torch.nn.Module, bottoms: list[Tensor]) -> list[Tensor]:
+    """The layer's tops on zero inputs (only their shapes matter). Loss and accuracy layers give
+    scalars and are not run."""
     if layer.type in SUMMARY_LAYERS:
-        return [torch.empty((), device="meta") for _ in layer.tops]
-    state = {name: t.to("meta") for name, t in [*module.named_parameters(), *module.named_buffers()]}
-    result = torch.func.functional_call(module, state, tuple(bottoms))
+        return [torch.zeros(()) for _ in layer.tops]
+    result = module(*bottoms)
     return list(result) if getattr(module, "multi_output", False) else [result]
 
 
+@torch.no_grad()
 def initialize(net: CaffeNet, input_shapes: dict[str, tuple[int, ...]], generator: torch.Generator) -> list[str]:
-    """Fill every weighted layer that has no blobs, walking the net with the inputs' shapes.
+    """Fill every weighted layer that has no blobs, walking the net on zero inputs of the given
+    shapes (as Caffe's ``Net::Init`` sets each layer up from its bottoms' shapes).
 
     Returns the names of the layers it filled (the rest kept the blobs they came with).
     """
     missing = [name for name in net.inputs if name not in input_shapes]
     if missing:
         raise CaffeFormatError(f"no shape known for input blob(s) {missing}")
-    blobs = {name: torch.empty(tuple(shape), device="meta") for name, shape in input_shapes.items()}
+    last_use = {b: i for i, layer in enumerate(net.layers) for b in layer.bottoms}
+    blobs = {name: torch.zeros(tuple(shape)) for name, shape in input_shapes.items()}
     filled = []
-    for layer in net.layers:
+    for index, layer in enumerate(net.layers):
         bottoms = [blobs[b] for b in layer.bottoms]
         if not layer.blobs:
             plan = blob_plan(layer, [tuple(b.shape) for b in bottoms])
@@ -182,10 +185,13 @@ def initialize(net: CaffeNet, input_shapes: dict[str, tuple[int, ...]], generato
                 filled.append(layer.name)
         module = build_layer(layer, net)
         try:
-            tops = _meta_outputs(layer, module, bottoms)
+            tops = _outputs(layer, module, bottoms)
         except (RuntimeError, ValueError) as e:
             raise CaffeFormatError(f"cannot run on inputs {[tuple(b.shape) for b in bottoms]}: "
                                    f"{str(e).splitlines()[0]}", layer=layer.name) from None
+        for name in layer.bottoms:
+            if last_use.get(name) == index and name not in layer.tops:
+                blobs.pop(name, None)
         blobs.update(zip(layer.tops, tops))
     return filled
 

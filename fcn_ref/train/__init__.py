@@ -1,0 +1,15 @@
+"""Train FCNs in PyTorch exactly as Caffe's SGDSolver does.
+
+``python -m fcn_ref.train solver.prototxt`` runs a Caffe solver file; from Python,
+``Solver(net, data, solver_param, specs=...)`` trains any ``nn.Module`` returning its loss blobs
+from any ``DataSource``. See ``solver`` (the loop), ``sgd`` (the update), ``lr_policy``,
+``data`` (sources), ``caffe_net`` (Caffe nets from solver files), ``progress`` (bar, log, plot).
+"""
+from fcn_ref.train.config import parse_solver_text, read_solver
+from fcn_ref.train.data import DATA_LAYER_SOURCES, DataSource, Feeder, HDF5Source, ShardedSource
+from fcn_ref.train.lr_policy import LearningRate
+from fcn_ref.train.sgd import CaffeSGD
+from fcn_ref.train.solver import IterationRecord, Solver, SolverEvents
+
+__all__ = ["CaffeSGD", "DATA_LAYER_SOURCES", "DataSource", "Feeder", "HDF5Source", "IterationRecord",
+           "LearningRate", "ShardedSource", "Solver", "SolverEvents", "parse_solver_text", "read_solver"]

@@ -1,0 +1,5 @@
+import sys
+
+from fcn_ref.train.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""Caffe's SGD update (``SGDSolver::ApplyUpdate``), not ``torch.optim.SGD``'s.
+
+For every learnable blob, in this order (Caffe's): the gradient is clipped on the global L2 norm of
+all gradients when ``clip_gradients`` >= 0 (before anything else, so before the iter_size
+division); multiplied by 1/iter_size; regularized, L2 ``g += wd * decay_mult * w`` or L1
+``g += wd * decay_mult * sign(w)``; then ``history = lr * lr_mult * g + momentum * history`` and
+``w -= history``. torch's SGD keeps ``buf = momentum * buf + g`` and steps ``lr * buf``, which
+differs from this as soon as the rate changes. Scalars are float32, as Caffe's Dtype.
+Blobs with lr_mult 0 are frozen: they get no gradient and are never written.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from convert.train_net import ParamSpec
+
+
+def _f(value: float) -> float:
+    return float(np.float32(value))
+
+
+class CaffeSGD:
+    """Momentum history per learnable parameter and Caffe's update rule (see module docstring)."""
+
+    def __init__(self, named_parameters: Iterable[tuple[str, nn.Parameter]], specs: dict[str, ParamSpec], *,
+                 momentum: float, weight_decay: float, regularization: str = "L2",
+                 clip_gradients: float = -1.0, iter_size: int = 1) -> None:
+        self.params: dict[str, nn.Parameter] = {}
+        self.specs: dict[str, ParamSpec] = {}
+        for name, param in named_parameters:
+            spec = specs.get(name, ParamSpec())
+            param.requires_grad_(spec.lr_mult != 0)
+            if spec.lr_mult != 0:
+                self.params[name] = param
+                self.specs[name] = spec
+        self.momentum, self.weight_decay = _f(momentum), _f(weight_decay)
+        self.regularization, self.clip_gradients, self.iter_size = regularization, clip_gradients, iter_size
+        self.history = {name: torch.zeros_like(p, memory_format=torch.preserve_format)
+                        for name, p in self.params.items()}
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def _gradients(self) -> dict[str, Tensor]:
+        return {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in self.params.items()}
+
+    @torch.no_grad()
+    def step(self, rate: float) -> None:
+        grads = self._gradients()
+        if self.clip_gradients >= 0:
+            sumsq = sum(float(torch.sum(g.double() * g.double())) for g in grads.values())
+            norm = math.sqrt(sumsq)
+            if norm > self.clip_gradients:
+                scale = _f(_f(self.clip_gradients) / _f(norm))
+                grads = {name: g * scale for name, g in grads.items()}
+        for name, param in self.params.items():
+            spec, g = self.specs[name], grads[name]
+            if self.iter_size != 1:
+                g = g * _f(1.0 / self.iter_size)
+            decay = _f(self.weight_decay * _f(spec.decay_mult))
+            if decay:
+                g = g + decay * (param if self.regularization == "L2" else torch.sign(param))
+            local_rate = _f(_f(rate) * _f(spec.lr_mult))
+            history = self.history[name]
+            history.mul_(self.momentum).add_(g, alpha=local_rate)  # Caffe's axpby
+            param.sub_(history)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {name: h.detach().cpu().clone() for name, h in self.history.items()}
+
+    def load_state_dict(self, history: dict[str, Tensor]) -> None:
+        missing = sorted(set(self.history) - set(history))
+        if missing:
+            raise KeyError(f"solver state lacks momentum history for {', '.join(missing[:5])}")
+        for name, h in self.history.items():
+            h.copy_(history[name])
