@@ -63,21 +63,27 @@ def new_h5(path: str) -> h5py.File:
     return h5py.File(h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl))
 
 
+# Inputs are gaussian rounded to multiples of this (exact in float32), so that gzip shrinks the files
+# as it would shrink images; labels compress to almost nothing.
+DATA_STEP = 0.25
+H5_COMPRESSION = dict(compression="gzip", compression_opts=9, shuffle=True)
+
+
 def write_data(case: train_cases.TrainCase, out: str) -> list[str]:
-    """data_<i>.h5 per file (data float32 (N,C,H,W), label float32 (N,1,H,W) in [0,K) or 255) and
-    data.txt listing them; returns the file names."""
+    """data_<i>.h5 per file (data float32 (N,C,H,W), label float32 (N,1,H,W) in [0,K) or 255, gzip)
+    and data.txt listing them; returns the file names."""
     spec = case.data
     rng = np.random.RandomState(seed_of(case.name))
     names = []
     for i, rows in enumerate(spec.rows):
         c, h, w = spec.shape
-        data = (rng.standard_normal((rows, c, h, w)) * spec.scale).astype(np.float32)
+        data = (np.round(rng.standard_normal((rows, c, h, w)) * spec.scale / DATA_STEP) * DATA_STEP).astype(np.float32)
         label = rng.randint(0, spec.classes, (rows, 1, h, w))
         label[rng.random_sample(label.shape) < spec.void_share] = train_cases.VOID
         name = f"data_{i}.h5"
         with new_h5(os.path.join(out, name)) as f:
-            f.create_dataset("data", data=data, track_times=False)
-            f.create_dataset("label", data=label.astype(np.float32), track_times=False)
+            f.create_dataset("data", data=data, track_times=False, **H5_COMPRESSION)
+            f.create_dataset("label", data=label.astype(np.float32), track_times=False, **H5_COMPRESSION)
         names.append(name)
     with open(os.path.join(out, train_cases.SOURCE), "w") as f:
         f.write("".join(n + "\n" for n in names))

@@ -135,7 +135,7 @@ def fcn16s_staged() -> TrainCase:
     return TrainCase("fcn16s-staged", "R voc-fcn16s heavy recipe staged from fcn32s-heavy: copy_from its "
                      "final.caffemodel by layer name (trunk, score_fr), score_pool4 zero (no filler, Caffe's "
                      "default constant 0), upscore2 4/2 and upscore16 32/16 bilinear and frozen.", net,
-                     dict(HEAVY, base_lr=5e-5), DataSpec(rows=(2, 3), shape=(3, 41, 39)),
+                     dict(HEAVY, base_lr=1e-4), DataSpec(rows=(2, 3), shape=(3, 41, 39)),
                      bilinear=deconvs(net), parent="fcn32s-heavy")
 
 
@@ -176,7 +176,6 @@ def cvpr_fcn8s() -> TrainCase:
     score4 (no bias), fixed upsample."""
     name, k = "cvpr-fcn8s", CLASSES
     proto = nets.cvpr_fcn(8, k, notes="", hw=(1, 1), widths=VGG_WIDTHS, fc=VGG_FC).net
-    learned_deconv = dict(weight_filler=dict(type="bilinear"), bias_filler=dict(type="constant", value=0))
     kept = []
     for layer in proto.layer:
         if layer.type == "Input":
@@ -197,21 +196,23 @@ def cvpr_fcn8s() -> TrainCase:
     loss.loss_param.normalize = True
     proto = no_dropout(head)
     fillers = {t: TRUNK_FILLERS for t in trunk_names(proto)}
-    fillers.update({"score-fr": SCORE_FILLERS, "score-pool4": SCORE_FILLERS, "score-pool3": SCORE_FILLERS,
-                    "score2": learned_deconv, "score4": learned_deconv})
+    # score-pool4/3 keep Caffe's default filler (constant 0): new skip layers, as in the recipe.
+    fillers.update({"score-fr": SCORE_FILLERS})
     proto = with_fillers(proto, fillers)
     return TrainCase(name, "CVPR-era FCN-8s recipe: learned deconvolutions score2 (4/2, bias, lr_mult 1/2) "
-                     "and score4 (4/2, no bias) from Caffe's bilinear filler (every channel pair), fixed "
-                     "bilinear-diagonal upsample 16/8; normalize true, lr 1e-4-ish, momentum 0.9, "
-                     "iter_size 4, bias lr x2.", proto,
-                     dict(lr_policy="fixed", base_lr=1e-4, momentum=0.9, weight_decay=5e-4, iter_size=4),
-                     DataSpec(rows=(2, 3), shape=(3, 35, 47)), bilinear=deconvs(proto))
+                     "and score4 (4/2, no bias), both set to the bilinear diagonal by surgery (Caffe's "
+                     "bilinear filler puts the kernel on every channel pair: all classes equal, no "
+                     "gradient), fixed upsample 16/8; new skip layers score-pool4/3 zero; normalize true, "
+                     "momentum 0.9, iter_size 4, bias lr x2.", proto,
+                     dict(lr_policy="fixed", base_lr=3e-3, momentum=0.9, weight_decay=5e-4, iter_size=4),
+                     DataSpec(rows=(2, 3), shape=(3, 35, 47), scale=4.0), bilinear=("score2", "score4") + deconvs(proto))
 
 
 # ----------------------------------------------------------------------------- tiny-net cases
 
 def tiny_net(name: str, batch: int = 1, loss_weight: float | None = None, **loss_param) -> caffe_pb2.NetParameter:
-    """conv 3x3 -> ReLU -> max pool (ceil) -> 1x1 score -> learned deconv 4/2 -> crop -> loss."""
+    """conv 3x3 -> ReLU -> max pool (ceil) -> 1x1 score -> learned deconv 4/2 (group K, Caffe's
+    bilinear filler: one kernel per class) -> crop -> loss."""
     n = NetSpec()
     hdf5_input(n, batch)
     n.conv1 = L.Convolution(n.data, num_output=6, kernel_size=3, pad=1, param=nets.CONV_PARAM,
@@ -222,7 +223,7 @@ def tiny_net(name: str, batch: int = 1, loss_weight: float | None = None, **loss
                                weight_filler=dict(type="gaussian", std=0.1),
                                bias_filler=dict(type="gaussian", std=0.1))
     n.upscore = L.Deconvolution(n.score_fr, param=nets.CONV_PARAM, convolution_param=dict(
-        num_output=CLASSES, kernel_size=4, stride=2, weight_filler=dict(type="bilinear"),
+        num_output=CLASSES, kernel_size=4, stride=2, group=CLASSES, weight_filler=dict(type="bilinear"),
         bias_filler=dict(type="constant", value=0)))
     n.score = nets.crop(n.upscore, n.data, 1)
     loss_param.setdefault("ignore_label", VOID)
@@ -231,7 +232,7 @@ def tiny_net(name: str, batch: int = 1, loss_weight: float | None = None, **loss
     return nets.named(n, name)
 
 
-TINY = dict(base_lr=0.5, momentum=0.9, weight_decay=5e-4, iter_size=1)
+TINY = dict(base_lr=0.1, momentum=0.9, weight_decay=5e-4, iter_size=1)
 TINY_DATA = DataSpec(rows=(3, 4), shape=(3, 13, 17), scale=1.0)
 LR_POLICIES = {
     "fixed": dict(),
@@ -247,8 +248,8 @@ LR_POLICIES = {
 def lr_policy_case(policy: str) -> TrainCase:
     name = f"lr-{policy}"
     return TrainCase(name, f"lr_policy {policy} ({LR_POLICIES[policy] or 'no parameters'}) on the tiny net "
-                     "(conv 3x3, ReLU, ceil max pool, 1x1 score, learned deconv 4/2 with bias, crop, "
-                     "SoftmaxWithLoss VALID).", tiny_net(name),
+                     "(conv 3x3, ReLU, ceil max pool, 1x1 score, learned grouped deconv 4/2 with bias, "
+                     "crop, SoftmaxWithLoss VALID).", tiny_net(name),
                      dict(TINY, lr_policy=policy, **LR_POLICIES[policy]), TINY_DATA)
 
 
@@ -260,19 +261,19 @@ def l1_case() -> TrainCase:
 
 def clip_case() -> TrainCase:
     return TrainCase("clip-gradients", "clip_gradients with iter_size 2 on the tiny net: the L2 norm is "
-                     "taken over all parameter diffs before the division by iter_size; the threshold 0.15 "
+                     "taken over all parameter diffs before the division by iter_size; the threshold 0.6 "
                      "lies inside the range of the norms, so some iterations clip and some do not "
                      "(meta.json: clipped_iterations, grad_norms).",
-                     tiny_net("clip-gradients"), dict(TINY, lr_policy="fixed", iter_size=2, clip_gradients=0.15),
+                     tiny_net("clip-gradients"), dict(TINY, lr_policy="fixed", iter_size=2, clip_gradients=0.6),
                      TINY_DATA)
 
 
 NORMALIZATIONS = {  # case -> (loss_param, batch, lr): the lr keeps the step per pixel alike
-    "loss-full": (dict(normalization=P.Loss.FULL), 1, 0.5),
-    "loss-valid": (dict(normalization=P.Loss.VALID), 1, 0.5),
-    "loss-batch-size": (dict(normalization=P.Loss.BATCH_SIZE), 2, 2e-3),
-    "loss-none": (dict(normalization=P.Loss.NONE), 1, 2e-3),
-    "loss-legacy-normalize": (dict(normalize=True), 2, 0.5),
+    "loss-full": (dict(normalization=P.Loss.FULL), 1, 0.1),
+    "loss-valid": (dict(normalization=P.Loss.VALID), 1, 0.1),
+    "loss-batch-size": (dict(normalization=P.Loss.BATCH_SIZE), 2, 4e-4),
+    "loss-none": (dict(normalization=P.Loss.NONE), 1, 4e-4),
+    "loss-legacy-normalize": (dict(normalize=True), 2, 0.1),
 }
 
 
@@ -287,7 +288,7 @@ def normalization_case(name: str) -> TrainCase:
 def loss_weight_case() -> TrainCase:
     return TrainCase("loss-weight", "SoftmaxWithLoss loss_weight 2.5 (VALID): the reported loss and every "
                      "gradient are scaled by 2.5.", tiny_net("loss-weight", loss_weight=2.5),
-                     dict(TINY, lr_policy="fixed", base_lr=0.2), TINY_DATA)
+                     dict(TINY, lr_policy="fixed", base_lr=0.04), TINY_DATA)
 
 
 ZOO = [fcn32s_heavy, fcn16s_staged, fcn8s_atonce, fcn_alexnet, cvpr_fcn8s]
