@@ -6,5 +6,6 @@ tools/caffe/python3 tools/caffe/dump_schema.py tests/fixtures/caffe-proto.json  
 tools/caffe/python3 tools/caffe/make_fixtures.py                                  # zoo, classifiers, V1, layer nets
 tools/caffe/python3 tools/caffe/make_surgery_fixture.py                           # Caffe's own net surgery
 python3 tools/make_trained_fixture.py                                             # train in Caffe, score there
+tools/caffe/python3 tools/caffe/make_train_fixtures.py                           # SGDSolver step fixtures (train/)
 cp tests/fixtures/voc-fcn8s/net.caffemodel fcn_ref/demo/fcn8s-tiny.caffemodel     # the README's demo model
 git status --short tests/fixtures fcn_ref/demo
