@@ -198,7 +198,11 @@ def load_caffe(weights: str | PathLike | None, prototxt: str | PathLike | None =
     """A ready-to-run module (eval mode) from a .caffemodel (binary or HDF5) and/or its prototxt."""
     from convert.reader import read_net  # the reader is optional for users of CaffeModule alone
 
-    return CaffeModule(read_net(weights=weights, prototxt=prototxt), crop_offsets=crop_offsets).eval()
+    net = read_net(weights=weights, prototxt=prototxt)
+    try:
+        return CaffeModule(net, crop_offsets=crop_offsets).eval()
+    except CaffeFormatError as e:
+        raise e.at(str(weights or prototxt)) from None
 
 
 def load(path: str | PathLike, *, crop_offsets: str = "caffe") -> CaffeModule:
@@ -206,7 +210,10 @@ def load(path: str | PathLike, *, crop_offsets: str = "caffe") -> CaffeModule:
     from convert.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(path)
-    module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets).eval()
+    try:
+        module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets).eval()
+    except CaffeFormatError as e:
+        raise e.at(str(path)) from None
     module.meta = _metadata(checkpoint)
     return module
 
