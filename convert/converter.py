@@ -12,6 +12,7 @@ import hashlib
 import mmap
 import os
 import stat
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +92,12 @@ def check_output(out: Path, inputs: list[Path], force: bool) -> None:
         raise CaffeFormatError("output is a directory; give a file name", path=str(out))
     if not parent.is_dir():
         raise CaffeFormatError("output folder does not exist", path=str(out))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CaffeFormatError("output folder is not writable", path=str(out))
+    try:  # the one true test of writability (permissions, read-only mounts, quotas on creation)
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CaffeFormatError(f"output folder is not writable ({e.strerror})", path=str(out)) from None
     for source in inputs:
         if out.exists() and source.exists() and os.path.samefile(out, source) or out.resolve() == source.resolve():
             raise CaffeFormatError("output is the input file; give another -o", path=str(out))
