@@ -3,8 +3,13 @@
 One ``torch.save`` dict that ``torch.load(path, weights_only=True)`` opens with no pickled code:
 the net's structure as prototxt text (so the file rebuilds the net without the caffemodel), an
 optional architecture record that a model library may store (``python -m convert`` stores None;
-convert never reads it), the source file's name and sha256, and a state dict whose keys are
-``<caffe layer>.<blob name>`` with tensors in Caffe's own layout.
+convert never reads it), the source file's name and sha256, a state dict whose keys are
+``<caffe layer>.<blob name>`` with tensors in Caffe's own layout, and a digest of all of it
+(``convert.digest``) that every reader verifies before it trusts a byte.
+
+Reading is strict and bounded: the dict must have exactly the expected entries of the expected types,
+the digest must match, and the net must pass the same checks as a freshly read caffemodel, so that
+any damaged or foreign file is one ``CaffeFormatError`` naming the file (and the tensor or layer).
 """
 from __future__ import annotations
 

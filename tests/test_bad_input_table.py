@@ -133,6 +133,92 @@ CONVERT_CASES = {
 }
 
 
+DEMO = ROOT / "fcn_ref" / "demo"
+_CONVERTED: dict[str, bytes] = {}
+
+
+def converted(model: Path) -> bytes:
+    """The bytes of ``model`` converted (once per run)."""
+    import tempfile
+
+    import convert
+
+    if str(model) not in _CONVERTED:
+        with tempfile.TemporaryDirectory() as tmp:
+            _CONVERTED[str(model)] = convert.convert(model, output=Path(tmp) / "x.pth").read_bytes()
+    return _CONVERTED[str(model)]
+
+
+def _resealed(model: Path, change: Callable[[dict], None]) -> bytes:
+    """A converted file whose content was changed and then sealed with a fresh digest (well-formed)."""
+    payload = torch.load(io.BytesIO(converted(model)), weights_only=True)
+    change(payload)
+    buf = io.BytesIO()
+    torch.save(sealed({k: v for k, v in payload.items() if k not in ("format", "digest")}), buf)
+    return buf.getvalue()
+
+
+def _one_tensor_byte_changed(model: Path) -> bytes:
+    import zipfile
+
+    data = bytearray(converted(model))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("data/0"))
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little") \
+        + int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    data[start + 1] ^= 0x10
+    return bytes(data)
+
+
+def _stride_zero(payload: dict) -> None:
+    payload["net"] = payload["net"].replace("stride: 2", "stride: 0", 1)
+
+
+def _infer(weights: Callable[[], bytes], extra: list[str], names: list[str], image: str = "demo.jpg",
+           no_output: tuple[str, ...] = ("seg.png",)) -> Case:
+    return Case(lambda t: {"w.pth": weights(), "demo.jpg": (DEMO / "demo.jpg").read_bytes()},
+                lambda t: [image, "--weights", "w.pth", *extra], lambda t: names, cli="infer",
+                no_output=list(no_output))
+
+
+FCN8S_PTH = lambda: converted(DEMO / "fcn8s-tiny.caffemodel")  # noqa: E731
+SIFT_PTH = lambda: converted(FIXTURES / "siftflow-fcn8s" / "net.caffemodel")  # noqa: E731
+INFER_CASES = {
+    "output in a missing folder": _infer(FCN8S_PTH, ["-o", "nosuch/seg.png"], ["nosuch/seg.png", "does not exist"],
+                                         no_output=("nosuch",)),
+    "unknown picture extension": _infer(FCN8S_PTH, ["-o", "seg.xyz"], ["seg.xyz", "extension"],
+                                        no_output=("seg.xyz",)),
+    "label map as JPEG": _infer(FCN8S_PTH, ["-o", "seg.jpg"], ["seg.jpg", "JPEG"], no_output=("seg.jpg",)),
+    "overlay in a missing folder": _infer(FCN8S_PTH, ["-o", "seg.png", "--overlay", "nosuch/vis.jpg"],
+                                          ["nosuch/vis.jpg", "does not exist"]),
+    "--output-blob nosuch on FCN-8s": _infer(FCN8S_PTH, ["-o", "seg.png", "--output-blob", "nosuch"],
+                                             ["w.pth", "nosuch"]),
+    "--output-blob nosuch on SIFT Flow": _infer(SIFT_PTH, ["-o", "seg.png", "--output-blob", "nosuch"],
+                                                ["w.pth", "nosuch", "score_sem"]),
+    "a caffemodel as --weights": _infer(lambda: (DEMO / "fcn8s-tiny.caffemodel").read_bytes(), ["-o", "seg.png"],
+                                        ["w.pth", "convert it first"]),
+    "one byte of tensor data changed": _infer(lambda: _one_tensor_byte_changed(DEMO / "fcn8s-tiny.caffemodel"),
+                                              ["-o", "seg.png"], ["w.pth", "damaged", "tensor"]),
+    "damaged net description": _infer(
+        lambda: converted(DEMO / "fcn8s-tiny.caffemodel").replace(b'name: "upscore2"', b'name: "upscorf2"'),
+        ["-o", "seg.png"], ["w.pth", "damaged"]),
+    "stride 0 (well-formed file)": _infer(lambda: _resealed(DEMO / "fcn8s-tiny.caffemodel", _stride_zero),
+                                          ["-o", "seg.png"], ["w.pth", "stride 0"]),
+    "num_classes 2**40 (well-formed file)": _infer(
+        lambda: _resealed(DEMO / "fcn8s-tiny.caffemodel", lambda p: p.update(
+            architecture={"name": "fcn8s", "kwargs": {"num_classes": 2**40}})),
+        ["-o", "seg.png"], ["w.pth", "num_classes"]),
+    "architecture of the wrong type (well-formed file)": _infer(
+        lambda: _resealed(DEMO / "fcn8s-tiny.caffemodel", lambda p: p.update(architecture=["fcn8s"])),
+        ["-o", "seg.png"], ["w.pth", "architecture"]),
+    "a tensor missing (well-formed file)": _infer(
+        lambda: _resealed(DEMO / "fcn8s-tiny.caffemodel", lambda p: p["state_dict"].pop("score_fr.weight")),
+        ["-o", "seg.png"], ["w.pth", "score_fr"]),
+    "a picture that is not one": _infer(FCN8S_PTH, ["-o", "seg.png"], ["w.pth", "cannot read the picture"],
+                                        image="w.pth"),
+}
+
+
 def run_in_process(cli: str, argv: list[str]) -> tuple[int, str]:
     """A CLI's ``main`` with its stderr captured; any exception escaping it fails the test."""
     if cli == "convert":
@@ -177,3 +263,28 @@ def check_case(case: Case, tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("name", list(CONVERT_CASES))
 def test_convert_cli(name, tmp_path, monkeypatch):
     check_case(CONVERT_CASES[name], tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("name", list(INFER_CASES))
+def test_infer_cli(name, tmp_path, monkeypatch):
+    check_case(INFER_CASES[name], tmp_path, monkeypatch)
+
+
+def test_infer_help_is_whole_sentences():
+    text = subprocess.run([sys.executable, "-m", "fcn_ref.infer", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    description = " ".join(text.split("\n\n")[1].split())
+    assert description.endswith("as an overlay picture."), description
+
+
+def test_infer_names_the_classes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pth").write_bytes(FCN8S_PTH())
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        from fcn_ref.infer import main
+        assert main([str(DEMO / "demo.jpg"), "--weights", "w.pth", "-o", "seg.png"]) == 0
+    from voc.datasets import VOC_CLASSES
+
+    present = out.getvalue().split("classes present: ")[1].strip().split(", ")
+    assert present and all(VOC_CLASSES[int(c.split()[0])] == c.split()[1] for c in present), out.getvalue()
