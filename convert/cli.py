@@ -16,8 +16,14 @@ from convert.crop_offsets import POLICIES
 from convert.errors import CaffeFormatError
 
 
-from convert.converter import Conversion, convert_file
-from convert.crop_offsets import POLICIES
+def summary(model: Path, result: Conversion, seconds: float) -> list[str]:
+    lines = [f"{model} -> {result.output}",
+             f"net {result.name}: {result.layers} layers, {result.parameters:,} parameters; "
+             f"inputs {', '.join(result.inputs) or '-'}"]
+    if result.dropped:
+        lines.append(f"left out for inference: {', '.join(result.dropped)}")
+    lines.append(f"done in {seconds:.2f} s")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,8 @@ def _in_range(values, low: int, what: str, layer: Layer, path: str | None) -> No
             raise CaffeFormatError(f"{what} {value} is out of range ({low} .. {INT_MAX})", path=path, layer=layer.name)
 
 
-def _check_convolution(layer: Layer, path: str | None) -> None:
+def _check_window(layer: Layer, path: str | None) -> None:
+    """Kernel, stride, pad and dilation of a convolution-shaped window (Convolution, Deconvolution, Im2col)."""
     p = layer.param.convolution_param
     if p.HasField("kernel_h") or p.HasField("kernel_w"):
         kernels = [p.kernel_h, p.kernel_w]
@@ -34,6 +35,11 @@ def _check_convolution(layer: Layer, path: str | None) -> None:
               1, "stride", layer, path)
     _in_range([p.pad_h, p.pad_w, *p.pad], 0, "pad", layer, path)
     _in_range(p.dilation, 1, "dilation", layer, path)
+
+
+def _check_convolution(layer: Layer, path: str | None) -> None:
+    _check_window(layer, path)
+    p = layer.param.convolution_param
     _in_range([p.num_output], 1, "num_output", layer, path)
     _in_range([p.group], 1, "group", layer, path)
     if p.num_output % p.group:
@@ -63,6 +69,7 @@ def _check_inner_product(layer: Layer, path: str | None) -> None:
 CHECKS = {
     "Convolution": _check_convolution,
     "Deconvolution": _check_convolution,
+    "Im2col": _check_window,
     "Pooling": _check_pooling,
     "LRN": _check_lrn,
     "InnerProduct": _check_inner_product,

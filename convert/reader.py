@@ -23,7 +23,7 @@ from convert.binary_reader import ParsedNet, parsed_from_message, read_binary
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet
 from convert.schema import NetParameter
-from convert.param_check import check_unique_weighted_names
+from convert.param_check import check_params, check_unique_weighted_names
 from convert.shape_check import check_blobs
 from convert.upgrade import build_net, modern_layers, to_arrays
 
@@ -295,6 +295,7 @@ def _read(weights: str | os.PathLike | None, prototxt: str | os.PathLike | None)
     net = build_net(structure.net.name or Path(source).stem, structure.net, layers, str(source))
     blob_source = str(weights_path or source)
     for layer in net.layers:
+        check_params(layer, str(source))  # parameters come from the structure's file
         check_blobs(layer, blob_source)
     check_unique_weighted_names(net, blob_source)
     return net

@@ -26,8 +26,9 @@ FIXTURES = ROOT / "tests" / "fixtures"
 # (kind, model file, prototxt file), relative to the fixtures; weights of the micro-nets keep cases fast.
 MICRO = ["layer-conv-group", "layer-deconv-stride", "layer-pool-max-k3s2p1", "layer-crop-axis2", "layer-reshape",
          "layer-scale-axis2", "layer-eltwise-sum-coeff", "layer-batchnorm", "layer-ip-transpose", "layer-lrn-across",
-         "layer-concat", "layer-conv-dilation", "layer-deconv-bilinear", "layer-slice" if (FIXTURES / "layer-slice").is_dir()
-         else "layer-softmax"]
+         "layer-concat", "layer-conv-dilation", "layer-deconv-bilinear", "layer-softmax", "layer-im2col", "layer-spp",
+         "layer-tile", "layer-embed", "layer-lstm", "layer-rnn-static", "layer-reduction", "layer-argmax",
+         "layer-parameter", "layer-filter", "layer-mvn", "layer-dummy-data"]
 SEEDS = (
     [("binary", f"{case}/net.caffemodel", None, 6) for case in MICRO]
     + [("binary", "voc-fcn8s/net.caffemodel", None, 4), ("binary", "cvpr-fcn8s/v1.caffemodel", None, 3),
