@@ -7,6 +7,8 @@ naming the file and layer. Upper bounds are Caffe's: its geometry is ``int``.
 """
 from __future__ import annotations
 
+import math
+
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet, Layer
 
@@ -66,7 +68,24 @@ def _check_inner_product(layer: Layer, path: str | None) -> None:
     _in_range([layer.param.inner_product_param.num_output], 1, "num_output", layer, path)
 
 
+def _check_dummy_data(layer: Layer, path: str | None) -> None:
+    """Every declared shape: positive dims whose count fits Caffe's int blob count."""
+    p = layer.param.dummy_data_param
+    shapes = [list(shape.dim) for shape in p.shape] or [list(p.num), list(p.channels), list(p.height), list(p.width)]
+    for dims in shapes:
+        _in_range(dims, 1, "DummyData dimension", layer, path)
+    for shape in p.shape:
+        if math.prod(shape.dim) > INT_MAX:
+            raise CaffeFormatError(f"DummyData shape {list(shape.dim)} exceeds Caffe's blob size limit",
+                                   path=path, layer=layer.name)
+    legacy = [max(v, default=1) for v in (p.num, p.channels, p.height, p.width)]
+    if not p.shape and math.prod(legacy) > INT_MAX:
+        raise CaffeFormatError(f"DummyData shape {legacy} exceeds Caffe's blob size limit", path=path,
+                               layer=layer.name)
+
+
 CHECKS = {
+    "DummyData": _check_dummy_data,
     "Convolution": _check_convolution,
     "Deconvolution": _check_convolution,
     "Im2col": _check_window,

@@ -51,11 +51,14 @@ def _default_mean(model: object) -> np.ndarray:
 
 
 def class_name(model: object, label: int) -> str:
-    """VOC's name of a label for VOC weights (or a 21-class model of unknown source), else ''."""
+    """The class name of a label: from the weights' zoo entry, else VOC's for a 21-class model."""
     entry = weights_for(model)
-    classes = getattr(getattr(model, "config", None), "num_classes", None)
-    voc = entry.dataset == "PASCAL VOC" if entry is not None else classes == len(VOC_CLASSES)
-    return VOC_CLASSES[label] if voc and label < len(VOC_CLASSES) else ""
+    if entry is not None:
+        names = entry.classes or ()
+    else:
+        classes = getattr(getattr(model, "config", None), "num_classes", None)
+        names = VOC_CLASSES if classes == len(VOC_CLASSES) else ()
+    return names[label] if label < len(names) else ""
 
 
 def check_output(path: Path, mode: str) -> str:

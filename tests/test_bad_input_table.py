@@ -219,12 +219,51 @@ INFER_CASES = {
 }
 
 
+def _voc_folder(tmp: Path, drop: str | None = None) -> dict[str, bytes]:
+    """A two-image VOC year folder (``drop``: one file left out), and converted weights."""
+    from PIL import Image
+
+    files = {"w.pth": FCN8S_PTH(), "VOC/ImageSets/Segmentation/val.txt": b"a\nb\n"}
+    for image_id in ("a", "b"):
+        jpg, png = io.BytesIO(), io.BytesIO()
+        Image.new("RGB", (8, 6), (90, 120, 150)).save(jpg, format="JPEG")
+        Image.new("P", (8, 6), 0).save(png, format="PNG")
+        files[f"VOC/JPEGImages/{image_id}.jpg"] = jpg.getvalue()
+        files[f"VOC/SegmentationClass/{image_id}.png"] = png.getvalue()
+    files.pop(drop, None)
+    return files
+
+
+def _evaluate(files: Callable[[Path], dict[str, bytes]], extra: list[str], names: list[str],
+              no_output: tuple[str, ...] = ("r.json",)) -> Case:
+    return Case(files, lambda t: ["--split", "val", "--device", "cpu", "--json", "r.json", *extra],
+                lambda t: names, cli="evaluate", no_output=list(no_output))
+
+
+EVALUATE_CASES = {
+    "missing --voc-root": _evaluate(_voc_folder, ["--weights", "w.pth", "--voc-root", "nosuch"],
+                                    ["nosuch", "no such folder"]),
+    "a folder that is not VOC": _evaluate(_voc_folder, ["--weights", "w.pth", "--voc-root", "VOC/JPEGImages"],
+                                          ["VOC/JPEGImages", "not a VOC year folder"]),
+    "missing weights": _evaluate(_voc_folder, ["--weights", "nosuch.pth", "--voc-root", "VOC"],
+                                 ["nosuch.pth", "no such file"]),
+    "an image of the split missing": _evaluate(lambda t: _voc_folder(t, drop="VOC/JPEGImages/b.jpg"),
+                                               ["--weights", "w.pth", "--voc-root", "VOC"], ["VOC", "b.jpg"]),
+    "--json in a missing folder": _evaluate(_voc_folder, ["--weights", "w.pth", "--voc-root", "VOC", "--json",
+                                                          "nosuch/r.json"], ["nosuch/r.json", "does not exist"]),
+    "damaged weights": _evaluate(lambda t: {**_voc_folder(t), "w.pth": _one_tensor_byte_changed(
+        DEMO / "fcn8s-tiny.caffemodel")}, ["--weights", "w.pth", "--voc-root", "VOC"], ["w.pth", "damaged"]),
+}
+
+
 def run_in_process(cli: str, argv: list[str]) -> tuple[int, str]:
     """A CLI's ``main`` with its stderr captured; any exception escaping it fails the test."""
     if cli == "convert":
         from convert.cli import main
     elif cli == "infer":
         from fcn_ref.infer import main
+    elif cli == "evaluate":
+        from fcn_ref.evaluate import main
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
@@ -263,6 +302,11 @@ def check_case(case: Case, tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("name", list(CONVERT_CASES))
 def test_convert_cli(name, tmp_path, monkeypatch):
     check_case(CONVERT_CASES[name], tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("name", list(EVALUATE_CASES))
+def test_evaluate_cli(name, tmp_path, monkeypatch):
+    check_case(EVALUATE_CASES[name], tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("name", list(INFER_CASES))
