@@ -1,7 +1,8 @@
 """Read Caffe models without Caffe and run them in PyTorch with Caffe's exact numerics.
 
-``read_net`` reads any Caffe file into one checked ``CaffeNet``; ``load_caffe`` and ``load`` give a
-``torch.nn.Module`` (the latter from a file written by ``python -m convert``).
+``read_net`` reads any Caffe file into one checked ``CaffeNet``; ``convert`` writes it as a verified
+``.pth`` (what ``python -m convert`` does); ``load_caffe`` and ``load`` give a ``torch.nn.Module``
+(the latter from a file written by ``convert``, its digest verified).
 
 The names below that need the protobuf schema are imported on first use, so that the pure-torch
 parts (``convert.modules``, ``convert.coord_map``) import without it.
@@ -13,9 +14,11 @@ from typing import Any
 
 from convert.errors import CaffeFormatError
 
-__all__ = ["CaffeFormatError", "CaffeNet", "Layer", "read_net", "load_caffe", "load"]
+__all__ = ["CaffeFormatError", "CaffeNet", "DigestError", "Layer", "convert", "read_net", "load_caffe", "load",
+           "verify_digest"]
 
-_LAZY = {"CaffeNet": "convert.net", "Layer": "convert.net", "read_net": "convert.reader"}
+_LAZY = {"CaffeNet": "convert.net", "Layer": "convert.net", "read_net": "convert.reader",
+         "convert": "convert.converter", "DigestError": "convert.digest", "verify_digest": "convert.digest"}
 
 
 def __getattr__(name: str) -> Any:

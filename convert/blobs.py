@@ -1,6 +1,7 @@
 """Blob data as numpy arrays, from protobuf messages or from spans of a mapped file."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +25,23 @@ class RawBlob:
         return self.data.reshape(self.shape)
 
 
+MAX_DIM = 2**31 - 1  # Caffe's blob axes are int32 counts
+
+
+def _signed64(value: int) -> int:
+    """A varint as the int64 protobuf would read (BlobShape.dim is int64)."""
+    value &= 2**64 - 1
+    return value - 2**64 if value >= 2**63 else value
+
+
 def _check_count(data: np.ndarray, shape: tuple[int, ...]) -> None:
-    expected = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    """Every dim positive and their product (exact, no overflow) equal to the values present."""
+    bad = [d for d in shape if not 1 <= d <= MAX_DIM]
+    if bad:
+        raise wire.WireError(f"blob shape {shape} has dimension {bad[0]} (each must be 1 .. {MAX_DIM})")
+    expected = math.prod(shape)
     if data.size != expected:
-        raise ValueError(f"blob holds {data.size} values but its shape {shape} needs {expected}")
+        raise wire.WireError(f"blob holds {data.size} values but its shape {shape} needs {expected}")
 
 
 def blob_from_proto(proto) -> RawBlob:
@@ -72,7 +86,7 @@ def blob_from_span(buf, start: int, end: int) -> RawBlob:
         number, wire_type = field.number, field.wire_type
         if number in legacy_dims and wire_type == wire.VARINT:
             legacy = True
-            legacy_dims[number] = field.value
+            legacy_dims[number] = _signed64(field.value)
         elif number in (5, 8) and wire_type == wire.LENGTH_DELIMITED:
             width, dtype, out = (4, "<f4", floats) if number == 5 else (8, "<f8", doubles)
             length = field.end - field.start
@@ -109,4 +123,4 @@ def _shape_dims(buf, start: int, end: int) -> list[int]:
             dims.extend(wire.decode_packed_varints(buf, field.start, field.end))
         elif field.wire_type == wire.VARINT:
             dims.append(field.value)
-    return dims
+    return [_signed64(d) for d in dims]

@@ -368,7 +368,8 @@ def build_dummy_data(layer: Layer, net: CaffeNet) -> nn.Module:
     if len(shapes) != count or len(fillers) != count:
         raise CaffeFormatError("DummyData needs one shape and filler per top, or one for all",
                                layer=layer.name)
-    values = [torch.full(shape, float(f.value) if f is not None else 0.0) for shape, f in zip(shapes, fillers)]
+    # A constant is one value broadcast to the shape: no memory however large the declared shape.
+    values = [torch.tensor(float(f.value) if f is not None else 0.0).expand(shape) for shape, f in zip(shapes, fillers)]
     return Constant(values)
 
 

@@ -3,12 +3,18 @@
 One ``torch.save`` dict that ``torch.load(path, weights_only=True)`` opens with no pickled code:
 the net's structure as prototxt text (so the file rebuilds the net without the caffemodel), an
 optional architecture record that a model library may store (``python -m convert`` stores None;
-convert never reads it), the source file's name and sha256, and a state dict whose keys are
-``<caffe layer>.<blob name>`` with tensors in Caffe's own layout.
+convert never reads it), the source file's name and sha256, a state dict whose keys are
+``<caffe layer>.<blob name>`` with tensors in Caffe's own layout, and a digest of all of it
+(``convert.digest``) that every reader verifies before it trusts a byte.
+
+Reading is strict and bounded: the dict must have exactly the expected entries of the expected types,
+the digest must match, and the net must pass the same checks as a freshly read caffemodel, so that
+any damaged or foreign file is one ``CaffeFormatError`` naming the file (and the tensor or layer).
 """
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -16,17 +22,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from google.protobuf import text_format
+from google.protobuf import message, text_format
 
 from convert.binary_reader import parsed_from_message
 from convert.crop_offsets import resolve_legacy_crops
+from convert.digest import make_digest, verify_digest
 from convert.errors import CaffeFormatError
 from convert.net import CaffeNet, blob_names
 from convert.schema import NetParameter
+from convert.param_check import check_unique_weighted_names
 from convert.shape_check import check_blobs
 from convert.upgrade import build_net, modern_layers
 
-FORMAT = "fcn-ref/1"
+FORMAT = "fcn-ref/2"  # /2 added the digest
+LEGACY_FORMATS = ("fcn-ref/1",)  # read without verification, with a warning
+DESCRIPTION_KEYS = ("format", "net", "name", "architecture", "source")
+PAYLOAD_KEYS = (*DESCRIPTION_KEYS, "state_dict", "digest")
 
 
 @dataclass
@@ -62,43 +73,110 @@ def state_dict_of(net: CaffeNet) -> dict[str, torch.Tensor]:
     return state
 
 
+def description_of(payload: dict) -> dict:
+    """The entries of a payload that the digest's ``description`` hash covers."""
+    return {key: payload[key] for key in DESCRIPTION_KEYS}
+
+
+def sealed(payload: dict) -> dict:
+    """``payload`` (format, net, name, architecture, source, state_dict) with its digest added."""
+    payload = {**payload, "format": FORMAT}
+    payload["digest"] = make_digest(description_of(payload), payload["state_dict"])
+    return payload
+
+
 def save_checkpoint(net: CaffeNet, out: str | os.PathLike, *, architecture: dict | None, source: dict,
                     overwrite: bool = False) -> None:
     """Write atomically: a temporary file beside ``out``, renamed over it only when complete."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    payload = {
-        "format": FORMAT,
-        "net": structure_text(net),
-        "name": net.name,
-        "architecture": architecture,
-        "source": source,
-        "state_dict": state_dict_of(net),
-    }
+    tmp = write_temporary(net, out, architecture=architecture, source=source)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_temporary(net: CaffeNet, out: Path, *, architecture: dict | None, source: dict) -> Path:
+    """Write the converted file to a hidden temporary name beside ``out`` (mode as the umask allows);
+    the caller renames it into place or deletes it."""
+    payload = sealed({"net": structure_text(net), "name": net.name, "architecture": architecture,
+                      "source": source, "state_dict": state_dict_of(net)})
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a converted file is an ordinary output
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
-        os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def _load_payload(path: Path) -> dict:
+    """The file's dict, read fully into memory (no map outlives the call), or CaffeFormatError."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CaffeFormatError("no such file", path=str(path)) from None
+    except OSError as e:
+        raise CaffeFormatError(f"cannot read: {e.strerror}", path=str(path)) from None
+    if not stat.S_ISREG(mode):
+        raise CaffeFormatError("is not a regular file; give a file written by python -m convert", path=str(path))
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] != b"PK":
+        what = "a caffemodel? convert it first with python -m convert" if head else "an empty file"
+        raise CaffeFormatError(f"not a converted fcn-ref file ({what})", path=str(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not its own (or is damaged)
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CaffeFormatError(f"not a converted fcn-ref file, or damaged: {reason}", path=str(path)) from None
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, *LEGACY_FORMATS):
+        raise CaffeFormatError(f"not a converted fcn-ref file (format is not {FORMAT})", path=str(path))
+    return payload
+
+
+def _check_payload(payload: dict, path: Path) -> None:
+    """Exactly the expected entries, of the expected types, and (current format) a matching digest."""
+    legacy = payload["format"] in LEGACY_FORMATS
+    keys = [k for k in PAYLOAD_KEYS if not (legacy and k == "digest")]
+    if sorted(payload) != sorted(keys):
+        odd = sorted(set(map(str, payload)) ^ set(keys))
+        raise CaffeFormatError(f"damaged file: unexpected or missing entries {odd}", path=str(path))
+    types = {"net": str, "name": str, "source": dict, "state_dict": dict}
+    for key, kind in types.items():
+        if not isinstance(payload[key], kind):
+            raise CaffeFormatError(f"damaged file: '{key}' is not a {kind.__name__}", path=str(path))
+    if payload["architecture"] is not None and not isinstance(payload["architecture"], dict):
+        raise CaffeFormatError("damaged file: 'architecture' is not a dict", path=str(path))
+    for key, tensor in payload["state_dict"].items():
+        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32:
+            raise CaffeFormatError(f"damaged file: state_dict entry '{key}' is not a float32 tensor", path=str(path))
+    if legacy:
+        warnings.warn(f"{path}: written before converted files carried a digest ({payload['format']}); its "
+                      "tensors cannot be verified. Convert the caffemodel again to protect it.", stacklevel=4)
+    else:
+        verify_digest(payload["digest"], description_of(payload), payload["state_dict"], str(path))
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a converted file back into a CaffeNet whose blobs are the file's tensors (as numpy)."""
     path = Path(path)
-    if not path.exists():
-        raise CaffeFormatError("no such file", path=str(path))
+    payload = _load_payload(path)
+    _check_payload(payload, path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # torch raises many types for a file that is not its own
-        raise CaffeFormatError(f"not a converted fcn-ref file: {e}".splitlines()[0], path=str(path)) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CaffeFormatError(f"not a converted fcn-ref file (format is not {FORMAT})", path=str(path))
-    proto = text_format.Parse(payload["net"], NetParameter())
-    parsed = parsed_from_message(proto)
+        proto = text_format.Parse(payload["net"], NetParameter())
+        parsed = parsed_from_message(proto)
+    except (text_format.ParseError, message.DecodeError, ValueError) as e:
+        raise CaffeFormatError(f"damaged net description: {e}".splitlines()[0], path=str(path)) from None
     state = payload["state_dict"]
     layers = []
     expected = set()
@@ -107,7 +185,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         names = blob_names(param.type, len(state), len(param.bottom))
         for name in names:
             key = f"{param.name}.{name}"
-            if key not in state:
+            if key not in state or key in expected:
                 break
             expected.add(key)
             blobs.append(state[key].numpy())
@@ -118,5 +196,6 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     net = build_net(payload["name"], proto, layers, str(path))
     for layer in net.layers:
         check_blobs(layer, str(path))
-    return Checkpoint(net=net, architecture=payload.get("architecture"), source=payload.get("source", {}),
-                      state_dict=state)
+    check_unique_weighted_names(net, str(path))
+    source = payload["source"]
+    return Checkpoint(net=net, architecture=payload["architecture"], source=source, state_dict=state)

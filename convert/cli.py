@@ -1,80 +1,29 @@
 """``python -m convert MODEL``: a Caffe model in, a PyTorch file that loads in one line out.
 
 Bad input ends with one line on stderr naming the file (and layer), exit status 1, and no output
-file: the output is written to a temporary name and renamed only once it is complete.
+file: the output is written to a temporary name, loaded back, and renamed only once it is proven.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import mmap
-import os
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
 
-from convert.checkpoint import save_checkpoint
-from convert.crop_offsets import POLICIES, apply_policy as apply_crop_policy
+from convert.converter import Conversion, convert_file
+from convert.crop_offsets import POLICIES
 from convert.errors import CaffeFormatError
-from convert.net import CaffeNet
-from convert.reader import read_net
 
 
-def default_output(model: Path) -> Path:
-    """``x.caffemodel`` / ``x.caffemodel.h5`` / ``x.prototxt`` -> ``x.pth`` beside it."""
-    name = model.name
-    for suffix in (".h5", ".caffemodel", ".prototxt", ".binaryproto"):
-        name = name.removesuffix(suffix)
-    return model.with_name(name + ".pth")
-
-
-class _Sha256:
-    """Hash a file on a background thread while the main thread parses it (hashlib drops the GIL)."""
-
-    def __init__(self, path: Path) -> None:
-        self.digest = ""
-        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
-        self._thread.start()
-
-    def _run(self, path: Path) -> None:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                self.digest = hashlib.sha256().hexdigest()
-                return
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:  # no copy, unlike read()
-                self.digest = hashlib.sha256(view).hexdigest()
-
-    def result(self) -> str:
-        self._thread.join()
-        return self.digest
-
-
-def check_supported(net: CaffeNet, path: str) -> None:
-    """Fail before writing anything if a layer type has no PyTorch counterpart."""
-    from convert.layers import LAYER_BUILDERS, unsupported
-
-    for layer in net.layers:
-        if layer.type not in LAYER_BUILDERS:
-            raise CaffeFormatError(unsupported(layer.type), path=path, layer=layer.name)
-
-
-def convert_file(model: Path | None, prototxt: Path | None, out: Path, force: bool,
-                 crop_offsets: str = "caffe") -> CaffeNet:
-    """Write the generic converted file (which model it is, fcn_ref.load recognizes on reading)."""
-    source_path = model if model is not None else prototxt
-    if out.exists() and not force:
-        raise CaffeFormatError("output exists; pass --force to overwrite it", path=str(out))
-    hasher = _Sha256(source_path) if source_path.is_file() else None
-    net = read_net(model, prototxt)
-    check_supported(net, str(source_path))
-    net = apply_crop_policy(net, crop_offsets)  # "coord-map" writes the offsets into the file
-    source = {"file": source_path.name, "sha256": hasher.result() if hasher else ""}
-    if prototxt is not None and model is not None:
-        source["prototxt"] = prototxt.name
-    save_checkpoint(net, out, architecture=None, source=source, overwrite=force)
-    return net
+def summary(model: Path, result: Conversion, seconds: float) -> list[str]:
+    lines = [f"{model} -> {result.output}",
+             f"net {result.name}: {result.layers} layers, {result.parameters:,} parameters; "
+             f"inputs {', '.join(result.inputs) or '-'}"]
+    if result.dropped:
+        lines.append(f"left out for inference: {', '.join(result.dropped)}")
+    lines.append(f"done in {seconds:.2f} s")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,23 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is None and args.prototxt is None:
         parser.error("give MODEL, --prototxt, or both")
     start = time.perf_counter()
-    out = args.output or default_output(args.model or args.prototxt)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            net = convert_file(args.model, args.prototxt, out, args.force, args.crop_offsets)
+            result = convert_file(args.model, args.prototxt, args.output, force=args.force,
+                                  crop_offsets=args.crop_offsets)
         for warning in dict.fromkeys(str(w.message) for w in caught):
             print(f"warning: {warning}", file=sys.stderr)
     except CaffeFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        print(f"error: {e.filename or out}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: {e.filename or args.model or args.prototxt}: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"{args.model or args.prototxt} -> {out}")
-    print(f"net {net.name}: {len(net.layers)} layers, {net.num_parameters():,} parameters; "
-          f"inputs {', '.join(net.inputs) or '-'}")
-    if net.dropped:
-        print(f"left out for inference: {', '.join(net.dropped)}")
-    print(f"done in {time.perf_counter() - start:.2f} s")
+    print("\n".join(summary(args.model or args.prototxt, result, time.perf_counter() - start)))
     return 0

@@ -10,6 +10,7 @@ class CaffeFormatError(ValueError):
     """A Caffe file, or a net built from it, is not something we can convert faithfully."""
 
     def __init__(self, message: str, *, path: str | None = None, layer: str | None = None) -> None:
+        self.message = message
         self.path = path
         self.layer = layer
         where = []
@@ -19,3 +20,9 @@ class CaffeFormatError(ValueError):
             where.append(f"layer '{layer}'")
         prefix = ": ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+    def at(self, path: str | None) -> CaffeFormatError:
+        """This error naming ``path`` (same type), unless it already names a file."""
+        if self.path or not path:
+            return self
+        return type(self)(self.message, path=path, layer=self.layer)

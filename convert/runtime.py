@@ -213,8 +213,11 @@ def load_caffe(weights: str | PathLike | None, prototxt: str | PathLike | None =
     ``exact=True`` turns every fast path off (``convert.fastpath``)."""
     from convert.reader import read_net  # the reader is optional for users of CaffeModule alone
 
-    return CaffeModule(read_net(weights=weights, prototxt=prototxt), crop_offsets=crop_offsets,
-                       exact=exact).eval()
+    net = read_net(weights=weights, prototxt=prototxt)
+    try:
+        return CaffeModule(net, crop_offsets=crop_offsets, exact=exact).eval()
+    except CaffeFormatError as e:
+        raise e.at(str(weights or prototxt)) from None
 
 
 def load(path: str | PathLike, *, crop_offsets: str = "caffe", exact: bool = False) -> CaffeModule:
@@ -223,7 +226,10 @@ def load(path: str | PathLike, *, crop_offsets: str = "caffe", exact: bool = Fal
     from convert.checkpoint import read_checkpoint
 
     checkpoint = read_checkpoint(path)
-    module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets, exact=exact).eval()
+    try:
+        module = CaffeModule(checkpoint.net, crop_offsets=crop_offsets, exact=exact).eval()
+    except CaffeFormatError as e:
+        raise e.at(str(path)) from None
     module.meta = _metadata(checkpoint)
     return module
 

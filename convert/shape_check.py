@@ -10,6 +10,7 @@ import numpy as np
 
 from convert.errors import CaffeFormatError
 from convert.net import Layer
+from convert.param_check import check_params
 
 WEIGHTED_LAYERS = {"Convolution", "Deconvolution", "InnerProduct", "Scale", "Bias", "BatchNorm", "PReLU",
                    "Embed", "Parameter", "RNN", "LSTM"}
@@ -62,7 +63,9 @@ def _show(expected: tuple[int | None, ...]) -> str:
 
 
 def check_blobs(layer: Layer, path: str | None = None) -> None:
-    """Raise CaffeFormatError if the layer's blobs are missing, extra, or mis-shaped."""
+    """Raise CaffeFormatError if the layer's parameters are out of range or its blobs are missing,
+    extra, or mis-shaped."""
+    check_params(layer, path)
     try:
         expected = expected_shapes(layer)
     except ValueError as e:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from convert.errors import CaffeFormatError
 from convert.fastpath import set_exact
 from fcn_ref.loading import load
 from fcn_ref.predict import Model, caffe_input, predict_batch
@@ -200,12 +201,54 @@ def load_weights(path: str | Path) -> torch.nn.Module:
 
 def source_file(path: str | Path) -> str | None:
     """The original caffemodel file name a converted ``.pth`` records, if it records one."""
+    if not Path(path).is_file():  # a pipe or a device is never opened by torch.load
+        return None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - not our format: no name to look up; loading will say why
         return None
     source = checkpoint.get("source") if isinstance(checkpoint, dict) else None
     return source.get("file") if isinstance(source, dict) else None
+
+
+class EvaluateError(CaffeFormatError):
+    """A dataset folder, split or output path that ``evaluate`` cannot use (one line naming it)."""
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any image is scored, a dataset folder that is not VOC or an output that
+    could not be written (an hour-long run should not end in a traceback)."""
+    root = Path(args.voc_root)
+    if not root.is_dir():
+        raise EvaluateError("no such folder (--voc-root takes a VOC year folder, e.g. VOCdevkit/VOC2012)",
+                            path=str(root))
+    missing = [d + "/" for d in ("JPEGImages", "SegmentationClass") if not (root / d).is_dir()]
+    if missing:
+        raise EvaluateError(f"not a VOC year folder (no {' or '.join(missing)})", path=str(root))
+    for out in (args.json, args.confusion):
+        if out is not None and (Path(out).is_dir() or not Path(out).parent.is_dir()):
+            raise EvaluateError("output folder does not exist" if not Path(out).is_dir() else "is a directory",
+                                path=str(out))
+    if args.save_dir is not None:
+        save_dir = Path(args.save_dir)
+        if save_dir.exists() and not save_dir.is_dir():
+            raise EvaluateError("--save-dir exists and is not a folder", path=str(save_dir))
+        if not save_dir.exists() and not save_dir.parent.is_dir():
+            raise EvaluateError("--save-dir's parent folder does not exist", path=str(save_dir))
+
+
+def checked_dataset(args: argparse.Namespace) -> VOCSegmentation:
+    """The split's images, every one of which has its picture and its label on disk."""
+    root = Path(args.voc_root)
+    try:
+        dataset = VOCSegmentation(root, args.split)
+    except (FileNotFoundError, ValueError) as e:
+        raise EvaluateError(str(e).splitlines()[0], path=str(root)) from None
+    lost = [p for i in dataset.ids for p in (root / "JPEGImages" / f"{i}.jpg", root / "SegmentationClass" / f"{i}.png")
+            if not p.is_file()]
+    if lost:
+        raise EvaluateError(f"{len(lost)} files of split '{args.split}' are missing, e.g. {lost[0]}", path=str(root))
+    return dataset
 
 
 def _image_set(ids: Sequence[str], split: str) -> str:
@@ -237,14 +280,27 @@ def main(argv: Sequence[str] | None = None,
          load_model: Callable[[str], Any] = load_weights) -> int:
     """The CLI; ``load_model`` is a seam for tests that bring their own model."""
     args = _parse_args(argv)
-    dataset = VOCSegmentation(args.voc_root, args.split)
+    try:
+        return run(args, load_model)
+    except CaffeFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a picture that vanished or cannot be read mid-run, a full disk
+        print(f"error: {e.filename or args.voc_root}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace, load_model: Callable[[str], Any] = load_weights) -> int:
+    """Check every path, load the model, score, report (``main`` prints errors as one line)."""
+    check_paths(args)
+    dataset = checked_dataset(args)
     image_set = _image_set(dataset.ids, args.split)
     if args.limit is not None:
         dataset.ids = dataset.ids[:args.limit]
         image_set = f"first {args.limit} of {image_set}"
+    model = load_model(args.weights)
     key = args.published or source_file(args.weights)
     published = [] if key in (None, "none") else lookup(key, image_set)
-    model = load_model(args.weights)
     if args.exact:
         set_exact(model)
     result = evaluate(model, dataset, VOCSegmentation.num_classes, device=args.device,

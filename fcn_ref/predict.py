@@ -22,9 +22,13 @@ def score_blob(output: Any, name: str | None = None) -> torch.Tensor:
     """The class-score tensor of a model output: the tensor itself, or from a dict of named blobs
     ``name``, else ``'score'``, else its only entry (a Caffe net may expose several tops)."""
     if isinstance(output, torch.Tensor):
+        if name not in (None, "score"):
+            raise ValueError(f"the model has one output, 'score'; there is no output blob '{name}'")
         return output
     if isinstance(output, Mapping):
         if name is not None:
+            if name not in output:
+                raise ValueError(f"no output blob '{name}' (the model's outputs: {', '.join(output)})")
             return output[name]
         if "score" in output:
             return output["score"]

@@ -175,15 +175,15 @@ def test_cli_report_json_pictures_and_published_rows(tmp_path: Path, capsys) -> 
 
 def write_line_model_pth(path: Path, source_file: str) -> None:
     """The line model in the converted-file format (DESIGN.md), as a one-layer generic Caffe net."""
-    from convert.checkpoint import FORMAT
+    from convert.checkpoint import sealed
 
     weight, bias = line_weights()
     net = ('name: "line"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
            'layer { name: "score" type: "Convolution" bottom: "data" top: "score" '
            f'convolution_param {{ num_output: {K} kernel_size: 1 }} }}\n')
-    torch.save({"format": FORMAT, "net": net, "name": "line", "architecture": None,
-                "source": {"file": source_file, "sha256": ""},
-                "state_dict": {"score.weight": weight, "score.bias": bias}}, path)
+    torch.save(sealed({"net": net, "name": "line", "architecture": None,
+                       "source": {"file": source_file, "sha256": ""},
+                       "state_dict": {"score.weight": weight, "score.bias": bias}}), path)
 
 
 def test_python_m_voc_evaluate_end_to_end(voc_folder, tmp_path: Path) -> None:
