@@ -51,9 +51,10 @@ def test_every_constructor_argument_round_trips(name, field):
 def test_each_model_has_its_own_config_class_naming_it():
     assert {cls.config_class.arch: cls for cls in ARCHITECTURES.values()} == ARCHITECTURES
     assert all(issubclass(cls.config_class, configs.FCNConfig) for cls in ARCHITECTURES.values())
-    assert repr(ARCHITECTURES["fcn8s"](num_classes=3).config).startswith("FCN8sConfig(num_classes=3,")
+    assert repr(ARCHITECTURES["fcn8s"].config_class(num_classes=3)).startswith("FCN8sConfig(num_classes=3,")
 
 
 def test_learned_upsampling_is_a_setting_that_survives():
-    model = ARCHITECTURES["fcn8s"](learn_upsampling=True)
-    assert build(model.architecture).head.upscore8.weight.requires_grad
+    with torch.device("meta"):
+        model = ARCHITECTURES["fcn8s"](learn_upsampling=True)
+        assert build(model.architecture).head.upscore8.weight.requires_grad
