@@ -8,12 +8,17 @@ matrix is summed over the whole split, and the metrics come from ``voc.metrics``
 and metrics are ``voc``'s; running a model on them is an application, so it lives here. The published
 rows are found from the caffemodel name kept in the converted file (``source.file``), so a run on
 seg11valid prints ours, the paper's, and the difference side by side.
+
+Sharded: ``torchrun --nproc-per-node N -m fcn_ref.evaluate ...`` gives rank r the images r, r + N,
+...; the ranks' confusion matrices (integer counts) are summed, so the metrics equal a single
+process's exactly. Rank 0 prints and writes the report.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,6 +32,7 @@ from PIL import Image
 
 from convert.errors import CaffeFormatError
 from convert.fastpath import set_exact
+from fcn_ref.distributed import init_from_env, sum_array
 from fcn_ref.loading import load
 from fcn_ref.predict import Model, caffe_input, predict_batch
 from voc.datasets import VOC_CLASSES, VOC_MEAN_BGR, Sample, VOCSegmentation, seg11valid_ids
@@ -80,6 +86,19 @@ def evaluate(model: Model, dataset: Iterable[Sample], num_classes: int = 21, *,
     if bar:
         bar.finish()
     return EvalResult(hist, scores(hist), count, time.perf_counter() - start)
+
+
+def evaluate_sharded(model: Model, dataset: VOCSegmentation, rank: int, world: int, num_classes: int = 21,
+                     **options: Any) -> EvalResult:
+    """This rank's share of ``dataset`` (ids rank, rank + world, ...) scored, then the confusion
+    matrices and image counts summed over ranks (in a process group; ``world`` 1: the whole set)."""
+    dataset.ids = dataset.ids[rank::world]
+    result = evaluate(model, dataset, num_classes, **options)
+    if world == 1:
+        return result
+    hist = sum_array(result.hist)
+    count = int(sum_array(np.array([result.num_images], dtype=np.int64))[0])
+    return EvalResult(hist, scores(hist), count, result.seconds)
 
 
 def _model_device(model: Model) -> torch.device:
@@ -303,9 +322,15 @@ def run(args: argparse.Namespace, load_model: Callable[[str], Any] = load_weight
     published = [] if key in (None, "none") else lookup(key, image_set)
     if args.exact:
         set_exact(model)
-    result = evaluate(model, dataset, VOCSegmentation.num_classes, device=args.device,
-                      batch_size=args.batch_size, output=args.output, save_dir=args.save_dir,
-                      progress=True)
+    rank, world = init_from_env(args.device)
+    device = args.device
+    if world > 1 and torch.device(device).type == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    result = evaluate_sharded(model, dataset, rank, world, VOCSegmentation.num_classes, device=device,
+                              batch_size=args.batch_size, output=args.output, save_dir=args.save_dir,
+                              progress=rank == 0)
+    if rank != 0:
+        return 0
     names = class_names(VOCSegmentation.num_classes)
     print(f"{args.weights}: {result.num_images} images of {image_set} in {result.seconds:.1f} s")
     print(format_report(result, published, names))

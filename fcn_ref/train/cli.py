@@ -4,6 +4,10 @@ Trains the solver file's net as Caffe's ``caffe train`` would (see ``fcn_ref.tra
 a progress bar, a JSONL log and a loss plot beside the snapshots. Bad input is one line on stderr
 and exit status 1. Other ways to start training (e.g. the paper's recipes) register a subcommand
 in ``COMMANDS``: ``python -m fcn_ref.train NAME ...`` runs ``COMMANDS[NAME](argv)``.
+
+Under ``torchrun --nproc-per-node N -m fcn_ref.train SOLVER`` each rank reads its own share of the
+batches and DistributedDataParallel sums the gradients: one iteration consumes N x iter_size
+batches and equals one process with iter_size N x iter_size. Rank 0 logs and snapshots.
 """
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ from typing import Callable
 import torch
 
 from convert.errors import CaffeFormatError
+from fcn_ref.distributed import init_from_env
 from fcn_ref.train.caffe_net import build_net, caffe_tester, load_weights, save_net
 from fcn_ref.train.config import read_solver, test_nets, train_net
 from fcn_ref.train.progress import RunProgress
-from fcn_ref.train.solver import Solver
+from fcn_ref.train.solver import Solver, SolverEvents
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {}
 
@@ -53,8 +58,13 @@ def build_solver(solver_file: str, *, weights: str | None = None, device: str | 
     seed = param.random_seed if param.random_seed >= 0 else int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
     dev = pick_device(device)
+    rank, world = init_from_env(dev)
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
     level, stages = _state_of(param.train_state)
-    train = build_net(train_net(param, solver_file), "TRAIN", seed=seed, weights=weights, level=level, stages=stages)
+    train = build_net(train_net(param, solver_file), "TRAIN", seed=seed, weights=weights, level=level, stages=stages,
+                      rank=rank, world=world)
     testers = []
     for index, (source, iterations) in enumerate(zip(test_nets(param, solver_file), param.test_iter)):
         state = param.test_state[index] if index < len(param.test_state) else None
@@ -64,7 +74,7 @@ def build_solver(solver_file: str, *, weights: str | None = None, device: str | 
     prefix = snapshot_prefix(param, solver_file)
     source = {"file": Path(solver_file).name, "sha256": "", "trained_by": "fcn_ref.train"}
     events = RunProgress(log_path=log or f"{prefix}_log.jsonl", plot_path=plot or f"{prefix}_loss.png",
-                         total=param.max_iter, display=param.display, bar=progress)
+                         total=param.max_iter, display=param.display, bar=progress) if rank == 0 else SolverEvents()
     return Solver(train.module, train.data, param, specs=train.specs, device=dev, testers=testers,
                   save_weights=lambda out: save_net(train, out, source=source), events=events,
                   snapshot_prefix=prefix)

@@ -11,9 +11,17 @@ snapshots (unless ``snapshot_after_train: false`` or one was just written) and s
 Snapshots are ``<prefix>_iter_<N>.pth`` (written by ``save_weights``) and
 ``<prefix>_iter_<N>.solverstate`` beside it: iteration, momentum history, lr policy step, loss
 window, data position and RNG states, so ``restore`` continues exactly where the run stopped.
+
+Under ``torchrun`` (a process group is initialized) the net is wrapped in DistributedDataParallel
+and the data source is expected to be sharded by rank (``ShardedSource``): gradients are summed
+over ranks (not averaged) and the update divides by world x iter_size, so one iteration of w
+ranks with iter_size k equals one process with iter_size w x k. The reported loss is the mean over
+all ranks' passes; rank 0 alone writes snapshots, whose solver state keeps every rank's data
+position and RNG.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -29,6 +37,7 @@ from torch import Tensor, nn
 
 from convert.errors import CaffeFormatError
 from convert.train_net import ParamSpec
+from fcn_ref.distributed import gather_objects, rank_and_world, sum_hook
 from fcn_ref.train.data import DataSource
 from fcn_ref.train.lr_policy import LearningRate
 from fcn_ref.train.sgd import CaffeSGD
@@ -90,9 +99,17 @@ class Solver:
             raise CaffeFormatError("the net has no loss (no top with a loss weight)")
         self.iteration = 0
         self.learning_rate = LearningRate(p)
+        self.rank, self.world = rank_and_world()
         self.sgd = CaffeSGD(self.net.named_parameters(), self.specs, momentum=p.momentum,
                             weight_decay=p.weight_decay, regularization=p.regularization_type,
-                            clip_gradients=p.clip_gradients, iter_size=p.iter_size)
+                            clip_gradients=p.clip_gradients, iter_size=p.iter_size * self.world)
+        self.runner: nn.Module = self.net
+        if self.world > 1:  # after CaffeSGD: frozen blobs must already have requires_grad False
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.runner = DistributedDataParallel(self.net, device_ids=ids)
+            self.runner.register_comm_hook(None, sum_hook)
         self.recent_losses: deque[float] = deque(maxlen=max(1, p.average_loss))
         self.stop_requested = False
         if self.snapshot_prefix is None:
@@ -107,11 +124,22 @@ class Solver:
             total = term if total is None else total + term
         return total
 
-    def forward_backward(self) -> float:
+    def forward_backward(self, sync: bool = True) -> float:
+        """One pass; ``sync`` False skips DDP's gradient all-reduce (all but the last of iter_size)."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in self.data.next_batch().items()}
-        loss = self.objective(self.net(**batch))
-        loss.backward()
+        context = self.runner.no_sync() if not sync and self.runner is not self.net else contextlib.nullcontext()
+        with context:
+            loss = self.objective(self.runner(**batch))
+            loss.backward()
         return float(loss.detach())
+
+    def _iteration_loss(self, total: np.float32) -> float:
+        """The mean of this iteration's pass losses, over every rank's passes."""
+        if self.world > 1:
+            summed = torch.tensor([float(total)], dtype=torch.float64)
+            torch.distributed.all_reduce(summed)
+            total = np.float32(summed.item())
+        return float(np.float32(total / np.float32(self.param.iter_size * self.world)))
 
     def test(self) -> dict[str, float]:
         scores: dict[str, float] = {}
@@ -139,9 +167,10 @@ class Solver:
             if self._test_due():
                 self.test()
             loss = np.float32(0)
-            for _ in range(self.param.iter_size):
-                loss = np.float32(loss + np.float32(self.forward_backward()))
-            loss = float(np.float32(loss / np.float32(self.param.iter_size)))
+            for index in range(self.param.iter_size):
+                last = index == self.param.iter_size - 1
+                loss = np.float32(loss + np.float32(self.forward_backward(sync=last)))
+            loss = self._iteration_loss(loss)
             self.recent_losses.append(loss)
             rate = self.learning_rate(self.iteration)
             self.sgd.step(rate)
@@ -186,16 +215,21 @@ class Solver:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.world > 1:  # every rank reads its own shard and draws its own dropout masks
+            state["ranks"] = gather_objects({"data": self.data.state_dict(), "torch_rng": torch.get_rng_state()})
         return state
 
     def snapshot(self) -> tuple[Path, Path]:
         if self.save_weights is None:
             raise RuntimeError("this solver has no save_weights function; it cannot snapshot")
         weights, state = self.snapshot_paths()
+        solver_state = self.state_dict(weights.name)  # every rank takes part (it gathers)
+        if self.rank != 0:
+            return weights, state
         if weights.parent and not weights.parent.exists():
             weights.parent.mkdir(parents=True, exist_ok=True)
         self.save_weights(weights)
-        _atomic_save(self.state_dict(weights.name), state)
+        _atomic_save(solver_state, state)
         self.events.on_snapshot(self, weights, state)
         return weights, state
 
@@ -220,8 +254,15 @@ class Solver:
         self.learning_rate.current_step = int(state["current_step"])
         self.recent_losses.clear()
         self.recent_losses.extend(state["recent_losses"])
-        self.data.load_state_dict(state["data"])
-        torch.set_rng_state(state["torch_rng"])
+        ranks = state.get("ranks")
+        if ranks is not None and len(ranks) != self.world:
+            raise CaffeFormatError(f"solver state was written by {len(ranks)} ranks, not {self.world}",
+                                   path=str(state_path))
+        if self.world > 1 and ranks is None:
+            raise CaffeFormatError("solver state was written by one process, not by torchrun", path=str(state_path))
+        mine = ranks[self.rank] if ranks is not None else state
+        self.data.load_state_dict(mine["data"])
+        torch.set_rng_state(mine["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 

@@ -214,3 +214,42 @@ def test_cli_exact_turns_the_fast_paths_off(tmp_path: Path) -> None:
     assert main(args, load_model=lambda path: model) == 0 and model.fast_paths
     assert main([*args, "--exact"], load_model=lambda path: model) == 0 and not model.fast_paths
 
+
+def _line_model_file(tmp_path: Path) -> Path:
+    """The line model as a converted file (a generic one-layer Caffe net), for a subprocess to load."""
+    from convert.checkpoint import save_checkpoint
+    from convert.reader import read_text
+    from convert.upgrade import build_net, modern_layers
+
+    proto = tmp_path / "line.prototxt"
+    proto.write_text('name: "line"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+                     'layer { name: "score" type: "Convolution" bottom: "data" top: "score"\n'
+                     f'        convolution_param {{ num_output: {K} kernel_size: 1 }} }}\n')
+    parsed = read_text(proto)
+    weight, bias = line_weights()
+    layers = [(param, [weight.numpy(), bias.numpy()]) for param, _ in modern_layers(parsed, str(proto))]
+    net = build_net("line", parsed.net, layers, str(proto))
+    out = tmp_path / "line.pth"
+    save_checkpoint(net, out, architecture=None, source={"file": "line", "sha256": ""})
+    return out
+
+
+def test_sharded_under_torchrun_sums_to_the_single_process_matrix(voc_folder, tmp_path):
+    """2 gloo ranks each score every other image; the summed confusion matrix is the one-process one."""
+    import os
+
+    root, ids = voc_folder
+    weights = _line_model_file(tmp_path)
+    assert main(["--weights", str(weights), "--voc-root", str(root), "--split", "val", "--device", "cpu",
+                 "--published", "none", "--json", str(tmp_path / "one.json")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "fcn_ref.evaluate", "--weights", str(weights), "--voc-root", str(root),
+                          "--split", "val", "--device", "cpu", "--published", "none",
+                          "--json", str(tmp_path / "two.json")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    assert two["num_images"] == one["num_images"] == len(ids)
+    assert two["confusion"] == one["confusion"]
+    assert_metrics(two, expected_metrics(root, ids))  # and both are right

@@ -1,0 +1,108 @@
+"""DDP under torchrun: 2 gloo ranks with iter_size 1 equal 1 process with iter_size 2 (rel 1e-6 over
+10 iterations), each rank reading its own images. torchrun is started as a subprocess on loopback."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from fcn_ref.train.cli import main
+from train_helpers import inside
+
+# conv, ReLU, ceil pooling, 1x1 score, frozen bilinear deconvolution, crop, unnormalized loss, and
+# a clip so large it never acts. No Dropout: masks are per-rank random draws.
+TRAIN = """
+name: "tiny"
+layer { name: "data" type: "HDF5Data" top: "data" top: "label"
+        hdf5_data_param { source: "list.txt" batch_size: 1 } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
+        convolution_param { num_output: 6 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "score" type: "Convolution" bottom: "pool1" top: "score"
+        convolution_param { num_output: 3 kernel_size: 1 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "upscore" type: "Deconvolution" bottom: "score" top: "upscore" param { lr_mult: 0 }
+        convolution_param { num_output: 3 group: 3 kernel_size: 4 stride: 2 bias_term: false
+                            weight_filler { type: "bilinear" } } }
+layer { name: "crop" type: "Crop" bottom: "upscore" bottom: "data" top: "crop" crop_param { axis: 2 offset: 1 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "crop" bottom: "label" top: "loss"
+        loss_param { ignore_label: 255 normalize: false } }
+"""
+SOLVER = """
+train_net: "train.prototxt"
+base_lr: 0.001
+lr_policy: "step"
+gamma: 0.5
+stepsize: 4
+momentum: 0.9
+weight_decay: 0.0005
+iter_size: {iter_size}
+max_iter: 10
+snapshot: 5
+snapshot_prefix: "{prefix}"
+random_seed: 3
+"""
+RTOL = 1e-6
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    (tmp_path / "train.prototxt").write_text(TRAIN)
+    rng = np.random.default_rng(1)
+    with h5py.File(tmp_path / "data.h5", "w") as f:  # 7 images: the stream wraps around mid-run
+        f["data"] = rng.normal(0, 1, (7, 3, 13, 17)).astype(np.float32)
+        labels = rng.integers(0, 3, (7, 1, 13, 17)).astype(np.float32)
+        labels[:, :, :2] = 255
+        f["label"] = labels
+    (tmp_path / "list.txt").write_text("data.h5\n")
+    (tmp_path / "one.prototxt").write_text(SOLVER.format(iter_size=2, prefix="one"))
+    (tmp_path / "ddp.prototxt").write_text(SOLVER.format(iter_size=1, prefix="ddp"))
+    return tmp_path
+
+
+def _losses(path):
+    return [e["loss"] for e in map(json.loads, path.read_text().splitlines()) if "loss" in e]
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_two_gloo_ranks_equal_one_process_with_twice_the_iter_size(run_dir):
+    with inside(run_dir):
+        assert main(["one.prototxt", "--no-progress"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "fcn_ref.train", "ddp.prototxt", "--no-progress"],
+                         cwd=run_dir, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    one, ddp = _losses(run_dir / "one_log.jsonl"), _losses(run_dir / "ddp_log.jsonl")
+    assert len(one) == len(ddp) == 10
+    np.testing.assert_allclose(ddp, one, rtol=RTOL)
+    # Each rank read other images: a rank that read the whole stream would see another loss.
+    assert len(set(np.round(one, 3))) > 5
+    for prefix_weights in ("iter_5", "iter_10"):
+        a, b = _weights(run_dir / f"one_{prefix_weights}.pth"), _weights(run_dir / f"ddp_{prefix_weights}.pth")
+        assert a.keys() == b.keys()
+    start = {p: _weights(run_dir / f"{p}_iter_5.pth") for p in ("one", "ddp")}
+    end = {p: _weights(run_dir / f"{p}_iter_10.pth") for p in ("one", "ddp")}
+    for name in end["one"]:
+        ref = (end["one"][name] - start["one"][name]).double()
+        got = (end["ddp"][name] - start["ddp"][name]).double()
+        scale = ref.abs().max().item()
+        if name.startswith("upscore"):  # frozen
+            assert scale == 0 and torch.equal(end["ddp"][name], end["one"][name])
+            continue
+        assert scale > 0, name
+        assert (got - ref).abs().max().item() <= RTOL * scale, name
+        assert torch.allclose(end["ddp"][name], end["one"][name], rtol=RTOL, atol=RTOL * scale)
+    state = torch.load(run_dir / "ddp_iter_10.solverstate", weights_only=False)
+    assert len(state["ranks"]) == 2
+    assert state["ranks"][0]["data"] != state["ranks"][1]["data"]
