@@ -7,7 +7,9 @@ from any ``DataSource``. See ``solver`` (the loop), ``sgd`` (the update), ``lr_p
 """
 from fcn_ref.train.config import parse_solver_text, read_solver
 from fcn_ref.train.data import DATA_LAYER_SOURCES, DataSource, Feeder, HDF5Source, ShardedSource
+from fcn_ref.train.loss_sampling import LossSampling
 from fcn_ref.train.lr_policy import LearningRate
+from fcn_ref.train import python_layers  # registers the reference repo's Python data layers
 from fcn_ref.train.sgd import CaffeSGD
 from fcn_ref.train.solver import IterationRecord, Solver, SolverEvents
 

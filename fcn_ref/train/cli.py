@@ -24,7 +24,9 @@ from fcn_ref.distributed import init_from_env
 from fcn_ref.train.caffe_net import build_net, caffe_tester, load_weights, save_net
 from fcn_ref.train.config import read_solver, test_nets, train_net
 from fcn_ref.train.progress import RunProgress
+from fcn_ref.train.loss_sampling import LossSampling
 from fcn_ref.train.solver import Solver, SolverEvents
+from fcn_ref.train import python_layers  # noqa: F401 - registers the reference repo's Python data layers
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {}
 
@@ -51,8 +53,20 @@ def _state_of(message) -> tuple[int, tuple[str, ...]]:
     return message.level, tuple(message.stage)
 
 
+def loss_label(net) -> tuple[str, int]:
+    """The label top of the net's SoftmaxWithLoss and its ignore_label (what loss sampling writes)."""
+    for layer in net.layers:
+        if layer.type == "SoftmaxWithLoss" and len(layer.bottoms) > 1:
+            if not layer.param.loss_param.HasField("ignore_label"):
+                raise CaffeFormatError("loss sampling needs loss_param.ignore_label on the loss layer",
+                                       layer=layer.name)
+            return layer.bottoms[1], layer.param.loss_param.ignore_label
+    raise CaffeFormatError("loss sampling needs a SoftmaxWithLoss layer with a label bottom")
+
+
 def build_solver(solver_file: str, *, weights: str | None = None, device: str | None = None,
-                 progress: bool = True, log: str | None = None, plot: str | None = None) -> Solver:
+                 progress: bool = True, log: str | None = None, plot: str | None = None,
+                 loss_sampling: float = 1.0, loss_cell: int = 1) -> Solver:
     """Everything ``caffe train`` sets up, ready to ``solve()``."""
     param = read_solver(solver_file)
     seed = param.random_seed if param.random_seed >= 0 else int.from_bytes(os.urandom(4), "little")
@@ -75,7 +89,12 @@ def build_solver(solver_file: str, *, weights: str | None = None, device: str | 
     source = {"file": Path(solver_file).name, "sha256": "", "trained_by": "fcn_ref.train"}
     events = RunProgress(log_path=log or f"{prefix}_log.jsonl", plot_path=plot or f"{prefix}_loss.png",
                          total=param.max_iter, display=param.display, bar=progress) if rank == 0 else SolverEvents()
-    return Solver(train.module, train.data, param, specs=train.specs, device=dev, testers=testers,
+    data = train.data
+    if loss_sampling < 1:
+        top, ignore = loss_label(train.net)
+        data = LossSampling(data, loss_sampling, label_top=top, ignore_label=ignore, cell=loss_cell,
+                            seed=seed + rank)
+    return Solver(train.module, data, param, specs=train.specs, device=dev, testers=testers,
                   save_weights=lambda out: save_net(train, out, source=source), events=events,
                   snapshot_prefix=prefix)
 
@@ -90,12 +109,19 @@ def train_main(argv: list[str]) -> int:
     parser.add_argument("--log", help="JSONL log (default <snapshot_prefix>_log.jsonl)")
     parser.add_argument("--plot", help="loss plot PNG (default <snapshot_prefix>_loss.png; needs matplotlib)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--loss-sampling", type=float, default=1.0, metavar="P",
+                        help="keep each output cell's loss with probability P (paper sec. 4.3; default 1)")
+    parser.add_argument("--loss-cell", type=int, default=1, metavar="S",
+                        help="loss sampling drops S x S blocks (e.g. 32: FCN-32s's cells); default 1")
     args = parser.parse_args(argv)
+    if not 0 < args.loss_sampling <= 1:
+        parser.error("--loss-sampling must be in (0, 1]")
     if args.weights and args.resume:
         parser.error("give --weights or --resume, not both")
     try:
         solver = build_solver(args.solver, weights=args.weights, device=args.device,
-                              progress=not args.no_progress, log=args.log, plot=args.plot)
+                              progress=not args.no_progress, log=args.log, plot=args.plot,
+                              loss_sampling=args.loss_sampling, loss_cell=args.loss_cell)
         if args.resume:
             solver.restore(args.resume, load_weights)
         solver.solve()
