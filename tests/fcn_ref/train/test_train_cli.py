@@ -181,3 +181,23 @@ def test_test_net_scores_with_the_trained_weights(run_dir):
     scores = tests[-1]["scores"]
     assert scores["test0/loss"] == pytest.approx(np.mean(losses), rel=1e-5)
     assert scores["test0/accuracy"] == pytest.approx(np.mean(accuracies), abs=1e-6)
+
+
+def test_ctrl_c_snapshots_then_stops(run_dir):
+    """SIGINT during a run: the iteration in progress finishes, a snapshot is written, solve returns."""
+    import signal
+
+    from fcn_ref.train.cli import build_solver
+    from fcn_ref.train.solver import SolverEvents
+
+    class InterruptAtTwo(SolverEvents):
+        def on_iteration(self, solver, record):
+            if record.iteration == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with inside(run_dir):
+        solver = build_solver("solver.prototxt", progress=False)
+        solver.events = InterruptAtTwo()
+        solver.solve()
+    assert solver.stop_requested and solver.iteration == 2
+    assert sorted(p.name for p in (run_dir / "snap").glob("tiny_iter_*")) == ["tiny_iter_2.pth", "tiny_iter_2.solverstate"]
