@@ -42,7 +42,10 @@ from train_helpers import LossRecorder, inside, update_mismatch
 
 CASES_DIR = FIXTURES / "train"
 # Cases whose net is a zoo graph (the rest are tiny nets for one solver feature each).
-ZOO_CASES = ["fcn32s-heavy", "fcn16s-staged", "fcn8s-atonce", "fcn-alexnet", "cvpr-fcn8s"]
+# The zoo's AlexNet and CVPR-era cases take 10 s each here: slow tier (their Caffe-net runs above
+# are in the default suite).
+ZOO_CASES = ["fcn32s-heavy", "fcn16s-staged", "fcn8s-atonce", pytest.param("fcn-alexnet", marks=pytest.mark.slow),
+             pytest.param("cvpr-fcn8s", marks=pytest.mark.slow)]
 
 
 def _cases() -> list[str]:
