@@ -3,7 +3,8 @@
 ``param_specs`` gives each parameter the lr/decay multipliers the reference train prototxts give
 its Caffe layer (found through ``fcn_ref.caffe_names``); ``WithLoss`` puts Caffe's SoftmaxWithLoss
 on the model's score, so ``Solver(WithLoss(model), data, param, specs=param_specs(model, "model."))``
-trains it exactly as Caffe trains the equivalent net.
+trains it exactly as Caffe trains the equivalent net. Snapshots: ``save_weights=lambda path:
+fcn_ref.save(model, path, overwrite=True)``; ``Solver.restore(state, load_weights(model, "model."))``.
 
 The reference nets' multipliers (shelhamer/fcn.berkeleyvision.org train.prototxt files):
 - convolutions (and the fc6/fc7/score layers): weight 1/1, bias 2/0;
@@ -15,12 +16,18 @@ The reference nets' multipliers (shelhamer/fcn.berkeleyvision.org train.prototxt
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
+import torch
 from torch import Tensor, nn
+
+from convert.checkpoint import read_checkpoint
 
 from convert.modules import Deconvolution, Scale
 from convert.train_net import ParamSpec
 from convert.training_layers import SoftmaxWithLoss
-from fcn_ref.caffe_names import caffe_layer_names
+from fcn_ref.caffe_names import _key_map, caffe_layer_names
 
 WEIGHT, BIAS, FROZEN, DEFAULT = ParamSpec(1.0, 1.0), ParamSpec(2.0, 0.0), ParamSpec(0.0, 0.0), ParamSpec(1.0, 1.0)
 LEARNED_DECONVOLUTIONS = frozenset({"score2", "score4"})  # CVPR-era nets
@@ -60,3 +67,14 @@ class WithLoss(nn.Module):
     def forward(self, data: Tensor, label: Tensor) -> dict[str, Tensor]:
         score = self.model(data)
         return {"score": score, "loss": self.loss(score, label)}
+
+
+def load_weights(model: nn.Module, prefix: str = "") -> Callable[[Path], dict[str, Tensor]]:
+    """For ``Solver.restore``: a snapshot's tensors (Caffe names) under the solver net's names."""
+    inverse = {caffe: key for key, caffe in _key_map(model).items()}
+
+    def load(path: Path) -> dict[str, Tensor]:
+        state = read_checkpoint(path).state_dict
+        return {prefix + inverse[name]: torch.as_tensor(tensor) for name, tensor in state.items() if name in inverse}
+
+    return load

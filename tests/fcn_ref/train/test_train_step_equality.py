@@ -37,7 +37,7 @@ from fcn_ref.train import HDF5Source, Solver, read_solver
 from fcn_ref.train.caffe_net import read_layer_blobs
 from fcn_ref.train.cli import build_solver
 from fcn_ref.train.config import train_net
-from fcn_ref.train.zoo import WithLoss, param_specs
+from fcn_ref.train.zoo import WithLoss, load_weights, param_specs
 from train_helpers import LossRecorder, inside, update_mismatch
 
 CASES_DIR = FIXTURES / "train"
@@ -156,3 +156,28 @@ def test_a_skipped_update_fails_the_comparison():
     verdicts = [update_mismatch(init[layer][i], init[layer][i], blob, meta["iters"])[1]
                 for layer, blobs in final.items() if layer not in meta["frozen"] for i, blob in enumerate(blobs)]
     assert verdicts and not any(verdicts)
+
+
+def test_zoo_model_resumes_bit_for_bit(tmp_path):
+    """A zoo model snapshotted with fcn_ref.save at iteration 4 and restored continues exactly."""
+    work = tmp_path / "fcn32s-heavy"
+    shutil.copytree(CASES_DIR / "fcn32s-heavy", work)
+
+    def solver_for(model):
+        param = read_solver("solver.prototxt")
+        param.max_iter, param.snapshot, param.snapshot_prefix = 8, 4, "snap"
+        return Solver(WithLoss(model), HDF5Source("data.txt", ("data", "label"), 1), param,
+                      specs=param_specs(model, "model."), snapshot_prefix="snap",
+                      save_weights=lambda path: fcn_ref.save(model, path, overwrite=True))
+
+    with inside(work):
+        straight = fcn_ref.from_caffemodel("init.caffemodel", "train.prototxt")
+        solver = solver_for(straight)
+        solver.step(8)
+        resumed = fcn_ref.from_caffemodel("init.caffemodel", "train.prototxt")
+        again = solver_for(resumed)
+        again.restore("snap_iter_4.solverstate", load_weights(resumed, "model."))
+        again.step(4)
+    assert again.iteration == 8
+    ours, theirs = caffe_state_dict(resumed), caffe_state_dict(straight)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
