@@ -8,11 +8,13 @@ convert never reads it), the source file's name and sha256, and a state dict who
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -68,18 +70,19 @@ def save_checkpoint(net: CaffeNet, out: str | os.PathLike, *, architecture: dict
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    payload = {
-        "format": FORMAT,
-        "net": structure_text(net),
-        "name": net.name,
-        "architecture": architecture,
-        "source": source,
-        "state_dict": state_dict_of(net),
-    }
+    payload = payload_of(Checkpoint(net, architecture, source, state_dict_of(net)))
+    with atomic_output(out) as tmp:
+        torch.save(payload, tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``out`` to write; renamed over ``out`` only if the block succeeds."""
+    out = Path(out)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+        yield Path(tmp)
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,14 +90,38 @@ def save_checkpoint(net: CaffeNet, out: str | os.PathLike, *, architecture: dict
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a converted file back into a CaffeNet whose blobs are the file's tensors (as numpy)."""
+    """Read a converted file (``.pth``, or ``.safetensors`` from ``python -m convert --format``) back
+    into a CaffeNet whose blobs are the file's tensors (as numpy)."""
     path = Path(path)
     if not path.exists():
         raise CaffeFormatError("no such file", path=str(path))
+    if is_safetensors(path):
+        from convert.safetensors_file import read_payload
+
+        return checkpoint_from_payload(read_payload(path), path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises many types for a file that is not its own
         raise CaffeFormatError(f"not a converted fcn-ref file: {e}".splitlines()[0], path=str(path)) from None
+    return checkpoint_from_payload(payload, path)
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < os.path.getsize(path)
+
+
+def payload_of(checkpoint: Checkpoint) -> dict:
+    """The dict a converted file holds (what ``save_checkpoint`` writes), from a checkpoint."""
+    return {"format": FORMAT, "net": structure_text(checkpoint.net), "name": checkpoint.net.name,
+            "architecture": checkpoint.architecture, "source": checkpoint.source,
+            "state_dict": checkpoint.state_dict}
+
+
+def checkpoint_from_payload(payload: object, path: Path) -> Checkpoint:
+    """Rebuild and check the net a converted file's payload describes (any container format)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CaffeFormatError(f"not a converted fcn-ref file (format is not {FORMAT})", path=str(path))
     proto = text_format.Parse(payload["net"], NetParameter())

@@ -17,6 +17,9 @@ inference some layers have faster equivalents with the same numbers up to fp32 s
 - **depthwise deconvolution**: a deconvolution whose weight is zero off the channel diagonal
   (FCN's bilinear upsampling) as a depthwise one: the same numbers, K times less work.
 
+None of them runs while the net is traced or exported (TorchScript, ``torch.export``, ONNX):
+graphs get the plain operators, which every backend has, and the policy's weight checks (storage
+pointers, version counters, the diagonal test) would otherwise be baked in or fail on fake tensors.
 None of them runs for CUDA tensors (cuDNN; callers wanting Caffe's numbers there disable TF32),
 other dtypes, or when a gradient may be needed: the oneDNN GEMM has no backward, Winograd would give
 a different gradient path, and the depthwise form drops the off-diagonal gradients.
@@ -46,6 +49,12 @@ def inference_only(*tensors: Tensor | None) -> bool:
     return not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors)
 
 
+def exporting() -> bool:
+    """Whether this call is being traced (``torch.jit.trace``, the TorchScript ONNX exporter) or
+    exported / compiled (``torch.export``, ``torch.compile``)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 def _direct(conv: Convolution, x: Tensor) -> Tensor:
     return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
@@ -72,7 +81,7 @@ def convolution_path(conv: Convolution, x: Tensor) -> str:
     Sizes that ``F.conv2d`` would reject also take "conv2d", so the errors are PyTorch's.
     """
     w = conv.weight
-    if not (x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32
+    if exporting() or not (x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32
             and x.dim() == 4 and w.dim() == 4 and x.shape[1] == w.shape[1] and x.numel() > 0
             and conv.groups == 1 and tuple(conv.stride) == (1, 1)
             and tuple(conv.dilation) == (1, 1) and inference_only(x, w, conv.bias)):
@@ -92,12 +101,16 @@ def convolution_path(conv: Convolution, x: Tensor) -> str:
 def depthwise_deconvolution(deconv: Deconvolution) -> bool:
     """Whether ``deconv`` runs depthwise: its weight is diagonal and no weight gradient is needed
     (the depthwise form would drop the off-diagonal gradients, so training takes the full form)."""
+    if exporting():
+        return False
     return not (torch.is_grad_enabled() and deconv.weight.requires_grad) and deconv.is_diagonal()
 
 
 def runs_channels_last(inputs: Iterable[object], parameters: Iterable[Tensor]) -> bool:
     """Whether a whole-net call runs in channels_last: CPU fp32 4-D inputs and no gradient needed
     (the condition under which the convolutions' GEMM path makes the layout pay)."""
+    if exporting():
+        return False
     inputs = list(inputs)
     images = [x for x in inputs if isinstance(x, Tensor) and x.dim() == 4]
     return (bool(images) and all(x.device.type == "cpu" and x.dtype == torch.float32 for x in images)
