@@ -147,7 +147,8 @@ def chain(model: nn.Module, until: str = "score_fr") -> nn.Sequential:
     picked = []
     for name, module in model.named_modules():
         if name and not any(True for _ in module.children()):
-            picked.append((name.replace(".", "/"), module))
+            short = name.rsplit(".", 1)[-1]  # the Caffe layer name, where it is unique
+            picked.append((short if short not in dict(picked) else name.replace(".", "/"), module))
             if name == until or name.rsplit(".", 1)[-1] == until:
                 return nn.Sequential(OrderedDict(picked))
     raise ValueError(f"{type(model).__name__} has no layer {until!r}")

@@ -67,7 +67,7 @@ def test_onnx_has_dynamic_sizes_and_the_files_facts(tmp_path):
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "data_height", "data_width"]
     facts = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(facts["architecture"])["name"] == "fcn8s"
+    assert facts["name"] == "voc-fcn8s" and facts["format"] == "fcn-ref/1"
     assert json.loads(facts["source"])["file"] == "net.caffemodel"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -20,15 +21,14 @@ ZOO_CASES = [case for case in fixture_cases() if case_meta(case)["architecture"]
 
 
 def _model_and_inputs(case: str, size: tuple[int, int], seed: int):
+    """The zoo model of a fixture, and random inputs of ``size`` with the fixture's channels."""
     meta = case_meta(case)
     model = ARCHITECTURES[meta["architecture"]["name"]].from_caffemodel(FIXTURES / case / "net.caffemodel")
+    with h5py.File(FIXTURES / case / "reference.h5", "r") as f:
+        channels = [f["inputs"][name].shape[1] for name in meta["inputs"]]
     rng = np.random.RandomState(seed)
-    channels = [model.conv1_1_bgrd.in_channels] if meta["architecture"]["name"] == "nyud-fcn32s-color-d" else None
-    inputs = []
-    for i, _ in enumerate(meta["inputs"]):
-        c = 1 if channels and i == 1 else 3
-        inputs.append(torch.from_numpy((rng.standard_normal((1, c, *size)) * 50).astype(np.float32)))
-    return model, tuple(inputs)
+    return model, tuple(torch.from_numpy((rng.standard_normal((1, c, *size)) * 50).astype(np.float32))
+                        for c in channels)
 
 
 def _outputs(result) -> dict[str, np.ndarray]:
