@@ -6,7 +6,8 @@
 .safetensors); nothing is downloaded (the zoo's address is in ``model.meta["url"]``). Without
 weights the entry builds the architecture untrained, with the paper's widths unless config fields
 say otherwise. Either way ``model.meta`` says what the released weights are: dataset, class names,
-input preprocessing (BGR means, no scaling) and the published scores (``voc.published``).
+input preprocessing (means and channel order, no scaling) and the published scores: the entry of
+``fcn_ref.zoo``, the one registry of released weights.
 """
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from convert.errors import CaffeFormatError
 from fcn_ref.loading import from_caffemodel, load
 from fcn_ref.models import ARCHITECTURES
 from fcn_ref.zoo import ZOO, ZooWeights
-from voc.datasets import VOC_CLASSES
-from voc.published import lookup
 
 # Hub entry name -> the released caffemodel it stands for (``fcn_ref.zoo.ZOO``).
 ENTRIES: dict[str, str] = {
@@ -43,8 +42,6 @@ ENTRIES: dict[str, str] = {
     "cvpr_fcn16s": "fcn-16s-pascal.caffemodel",
     "cvpr_fcn8s": "fcn-8s-pascal.caffemodel",
 }
-CLASS_NAMES: dict[str, tuple[str, ...]] = {"PASCAL VOC": VOC_CLASSES}  # others: see their datasets
-
 
 def release(entry: str) -> ZooWeights:
     return next(w for w in ZOO if w.file == ENTRIES[entry])
@@ -59,11 +56,11 @@ def metadata(entry: str) -> dict[str, Any]:
         "url": weights.url,
         "dataset": weights.dataset,
         "num_classes": weights.num_classes,
-        "classes": CLASS_NAMES.get(weights.dataset),
-        "preprocessing": {"channels": "BGR", "scale": 1.0,
-                          "mean": [[float(v) for v in mean] for mean in weights.means],
-                          "resize": None},
-        "published": [asdict(row) for row in lookup(weights.file)],
+        "sha256": weights.sha256,
+        "classes": weights.classes,
+        "preprocessing": {"channels": list(weights.channel_order), "scale": 1.0,
+                          "mean": [[float(v) for v in mean] for mean in weights.means], "resize": None},
+        "published": [asdict(row) for row in weights.published],
     }
 
 

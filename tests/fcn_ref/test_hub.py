@@ -13,8 +13,9 @@ from convert.errors import CaffeFormatError
 from convert.export import export
 from fcn_ref.hub import ENTRIES
 from fcn_ref.models import ARCHITECTURES
-from fcn_ref.zoo import ZOO, VOC_MEAN
+from fcn_ref.zoo import ZOO
 from voc.datasets import VOC_CLASSES
+from voc.means import VOC_MEAN
 
 
 def _hubconf():
@@ -48,7 +49,7 @@ def test_fcn8s_from_a_caffemodel_with_its_metadata():
     assert rel_error(ours.numpy(), caffe) <= 1e-5
     meta = model.meta
     assert meta["classes"] == VOC_CLASSES and meta["num_classes"] == 21
-    assert meta["preprocessing"]["mean"] == [list(VOC_MEAN)] and meta["preprocessing"]["channels"] == "BGR"
+    assert meta["preprocessing"]["mean"] == [list(VOC_MEAN)] and meta["preprocessing"]["channels"] == ["BGR"]
     assert 65.5 in [row["mean_iu"] for row in meta["published"] if row["image_set"] == "seg11valid"]
 
 
