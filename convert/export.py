@@ -72,9 +72,9 @@ def write(checkpoint: Checkpoint, out: str | os.PathLike, format: str = "pth", f
 
 
 def export(model: str | os.PathLike, out: str | os.PathLike | None = None, *, format: str | None = None,
-           prototxt: str | os.PathLike | None = None, force: bool = False) -> Path:
+           prototxt: str | os.PathLike | None = None, force: bool = False, crop_offsets: str = "caffe") -> Path:
     """Convert or re-export ``model`` to ``out`` as ``format`` (default: from ``out``'s suffix, else
-    ``pth``); returns the path written."""
+    ``pth``); returns the path written. ``crop_offsets`` as ``python -m convert --crop-offsets``."""
     model_path = Path(model) if model is not None else None
     if format is None:
         suffix = Path(out).suffix if out is not None else ""
@@ -84,5 +84,5 @@ def export(model: str | os.PathLike, out: str | os.PathLike | None = None, *, fo
     out = Path(out) if out is not None else default_output(model_path or Path(prototxt), format)
     if out.exists() and not force:
         raise CaffeFormatError("output exists; pass --force to overwrite it", path=str(out))
-    checkpoint = read_source(model_path, Path(prototxt) if prototxt is not None else None)
+    checkpoint = read_source(model_path, Path(prototxt) if prototxt is not None else None, crop_offsets)
     return write(checkpoint, out, format, force)

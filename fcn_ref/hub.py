@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from convert.errors import CaffeFormatError
+from convert.export import is_converted
 from fcn_ref.loading import from_caffemodel, load
 from fcn_ref.models import ARCHITECTURES
 from fcn_ref.zoo import ZOO, ZooWeights
@@ -74,7 +76,7 @@ def load_entry(entry: str, weights: str | os.PathLike | None = None, **config: A
         if config:
             raise TypeError("config fields go with weights=None; a weights file fixes the architecture")
         path = os.fspath(weights)
-        model = load(path) if path.endswith((".pth", ".safetensors")) else from_caffemodel(path)
+        model = load(path) if is_converted(Path(path)) else from_caffemodel(path)
         if getattr(model, "arch_name", None) != arch:
             raise CaffeFormatError(f"holds a {getattr(model, 'arch_name', None) or 'non-zoo net'}; hub entry "
                                    f"'{entry}' is a {arch}", path=path)

@@ -39,13 +39,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import caffe  # noqa: E402
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from caffe.proto import caffe_pb2  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 
 import nets  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE, declared_blobs, forward, write_arrays  # noqa: E402
+from oracle import declared_blobs, forward, write_surgery_reference  # noqa: E402
 
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures"))
 SOURCE = os.path.join(FIXTURES, "public-nets", "googlenet")
@@ -118,18 +117,9 @@ def main() -> None:
     inputs = {"data": rng.standard_normal((1, 3, HEIGHT, WIDTH)).astype(np.float32)}
     blobs = forward(reloaded, inputs, declared_blobs(prototxt))
     assert np.abs(blobs["score"]).max() > 0 and np.isfinite(blobs["score"]).all()
-    writer = {}
-    for layer in fcn_prototxt(classifier_proto, num_classes).layer:
-        for top_name in layer.top:
-            writer[top_name] = layer.name
-    with h5py.File(os.path.join(OUT, "reference.h5"), "w", libver=("earliest", "v110"), track_order=False) as f:
-        f.attrs["caffe_commit"] = CAFFE_COMMIT
-        f.attrs["caffe_source"] = CAFFE_SOURCE
-        f.attrs["generator"] = "tools/caffe/make_googlenet_surgery_fixture.py"
-        write_arrays(f.create_group("inputs"), inputs, compress=True)
-        write_arrays(f.create_group("blobs"), blobs, compress=True)
-        for name in blobs:
-            f["blobs"][name].attrs["written_by"] = writer.get(name, name)
+    write_surgery_reference(os.path.join(OUT, "reference.h5"), fcn_prototxt(classifier_proto, num_classes),
+                            inputs, blobs, "tools/caffe/make_googlenet_surgery_fixture.py",
+                            libver=("earliest", "v110"), track_order=False)
     print(f"{OUT}: {len(blobs)} blobs, {num_classes} classes, score {blobs['score'].shape}")
 
 
