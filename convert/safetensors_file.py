@@ -2,9 +2,11 @@
 
 safetensors loads without running code in any language that has a reader (Rust, JS, C++ ...). The
 tensors are the converted file's state dict (``<caffe layer>.<blob>``, Caffe's layout); the header's
-string metadata holds the rest of the payload: ``format``, ``name``, ``net`` (the prototxt text that
-rebuilds the net), and ``architecture`` / ``source`` as JSON. ``convert.load`` and ``fcn_ref.load``
-read it like a ``.pth``. Needs the optional ``safetensors`` package (``pip install 'fcn-ref[safetensors]'``).
+string metadata holds every other entry of the payload, each as JSON under its own key: ``format``,
+``name``, ``net`` (the prototxt text that rebuilds the net), ``architecture``, ``source``, and
+whatever else the .pth format carries, so the two hold the same facts and pass the same checks
+(``convert.checkpoint.checkpoint_from_payload``). ``convert.load`` and ``fcn_ref.load`` read it like
+a ``.pth``. Needs the optional ``safetensors`` package (``pip install 'fcn-ref[safetensors]'``).
 """
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ from pathlib import Path
 
 from convert.errors import CaffeFormatError
 
-JSON_FIELDS = ("architecture", "source")
-TEXT_FIELDS = ("format", "name", "net")
+REQUIRED = ("format", "name", "net", "architecture", "source")
 
 
 def _safetensors(path: str | os.PathLike):
@@ -30,8 +31,7 @@ def _safetensors(path: str | os.PathLike):
 def write_payload(payload: dict, path: str | os.PathLike) -> None:
     """Write a converted file's payload (``convert.checkpoint.payload_of``) to ``path``."""
     safetensors = _safetensors(path)
-    metadata = {key: str(payload[key]) for key in TEXT_FIELDS}
-    metadata.update({key: json.dumps(payload[key], sort_keys=True) for key in JSON_FIELDS})
+    metadata = {key: json.dumps(value, sort_keys=True) for key, value in payload.items() if key != "state_dict"}
     tensors = {key: tensor.contiguous() for key, tensor in payload["state_dict"].items()}
     safetensors.torch.save_file(tensors, str(path), metadata=metadata)
 
@@ -45,13 +45,12 @@ def read_payload(path: str | os.PathLike) -> dict:
             state = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as e:  # the reader raises its own types for damaged files
         raise CaffeFormatError(f"not a readable safetensors file: {e}".splitlines()[0], path=str(path)) from None
-    missing = [key for key in TEXT_FIELDS + JSON_FIELDS if key not in metadata]
+    missing = [key for key in REQUIRED if key not in metadata]
     if missing:
         raise CaffeFormatError(f"safetensors metadata lacks {', '.join(missing)}: not written by "
                                f"python -m convert", path=str(Path(path)))
-    payload: dict = {key: metadata[key] for key in TEXT_FIELDS}
     try:
-        payload.update({key: json.loads(metadata[key]) for key in JSON_FIELDS})
+        payload: dict = {key: json.loads(value) for key, value in metadata.items()}
     except json.JSONDecodeError as e:
         raise CaffeFormatError(f"safetensors metadata is not valid JSON ({e})", path=str(path)) from None
     payload["state_dict"] = state
