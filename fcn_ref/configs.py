@@ -47,7 +47,8 @@ class AlexNetConfig(FCNConfig):
 @dataclass(frozen=True)
 class GoogLeNetConfig(FCNConfig):
     """FCN-GoogLeNet: ``widths`` are the stem's (conv1/7x7_s2, conv2/3x3_reduce, conv2/3x3),
-    ``inception_widths`` the six widths of each inception module; no fully connected layers."""
+    ``inception_widths`` the six widths of each inception module. GoogLeNet has no fully connected
+    layer besides its classifier, so ``fc_widths`` (inherited) is unused."""
 
     widths: tuple[int, ...] = GOOGLENET_STEM
     fc_widths: tuple[int, ...] = ()

@@ -157,8 +157,9 @@ class FCNAlexNet(FCN):
 class FCNGoogLeNet(FCN):
     """FCN-GoogLeNet (Table 1 of the paper; never released): BVLC GoogLeNet up to
     inception_5b/output without the final average pooling (section 4.1), a 1x1 ``score_fr``,
-    a fixed bilinear 63/32 ``upscore`` and a crop to the input (offset 1 from the coordinate maps;
-    a 64-wide kernel would leave the maps half a pixel apart, as for FCN-AlexNet).
+    a fixed bilinear 63/32 ``upscore`` and a crop to the input (offset 98 from the coordinate maps,
+    conv1 padded by 100 as in every FCN; a 64-wide kernel would leave the maps half a pixel apart,
+    as for FCN-AlexNet).
     ``fcn_ref.surgery.fcn_from_classifier(googlenet, "fcn-googlenet")`` makes one from the
     classifier. Caffe layer names: ``conv1/7x7_s2``, ``inception_3a/1x1``, ... (``naming``)."""
 

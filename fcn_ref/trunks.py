@@ -213,7 +213,9 @@ class Inception(nn.Module):
 
 class GoogLeNet(Trunk):
     """BVLC GoogLeNet (models/bvlc_googlenet/deploy.prototxt) up to ``inception_5b/output``: the
-    stem, nine inception modules and the stride-2 poolings between them; output stride 32. The
+    stem, nine inception modules and the stride-2 poolings between them; output stride 32. As in
+    every FCN the first convolution is padded by 100 (the classifier pads it by 3), so any input
+    size survives the poolings; the weights are the classifier's. The
     classifier's average pooling, dropout and loss3/classifier are not part of it (section 4.1 of
     the paper discards the pooling; the classifier becomes FCN-GoogLeNet's score layer)."""
 
@@ -221,7 +223,7 @@ class GoogLeNet(Trunk):
                  inceptions: Sequence[Sequence[int]] = INCEPTION_WIDTHS) -> None:
         c1, c2r, c2 = stem
         layers: list[Layer] = [
-            ("conv1", Stage([conv("7x7_s2", in_channels, c1, 7, stride=2, pad=3), relu("relu_7x7")])),
+            ("conv1", Stage([conv("7x7_s2", in_channels, c1, 7, stride=2, pad=FIRST_PAD), relu("relu_7x7")])),
             ("pool1", Stage([max_pool("3x3_s2", 3, 2), lrn("norm1")])),
             ("conv2", Stage([conv("3x3_reduce", c1, c2r, 1), relu("relu_3x3_reduce"),
                              conv("3x3", c2r, c2, 3, pad=1), relu("relu_3x3"), lrn("norm2")])),

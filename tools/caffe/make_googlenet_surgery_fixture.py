@@ -8,21 +8,23 @@ The classifier is the reduced-width bvlc_googlenet of the public-net suite
 The FCN keeps its layers up to inception_5b/output and, as section 4.1 of the paper says, discards
 the final average pooling (pool5/7x7_s1 and its dropout); the classifier loss3/classifier becomes
 the 1x1 convolution score_fr (the same numbers: an InnerProduct over a 1x1 blob is a 1x1
-convolution), then a fixed bilinear 63/32 deconvolution and a crop to the input.
+convolution), then a fixed bilinear 63/32 deconvolution and a crop to the input. As in every
+released FCN, the first convolution is padded by 100 (conv1/7x7_s2: 3 in the classifier) so that
+any input size survives the four stride-2 poolings.
 
-The crop offset is 1, from Caffe's coord_map arithmetic (which has no rule for Concat; every
-inception branch maps coordinates by the identity, so the chain is): conv1/7x7_s2 k7 s2 p3 gives
-x/2; the four k3 s2 pools give x/32 - 15/16; the deconvolution 32 * (.) + (63 - 1)/2 = x + 1.
-A 64-wide kernel (as VGG's) would leave the maps half a pixel apart, so the kernel is 63, as
-FCN-AlexNet's is for the same reason.
+The crop offset is 98, from Caffe's coord_map arithmetic (which has no rule for Concat; every
+inception branch maps coordinates by the identity, so the chain is): conv1/7x7_s2 k7 s2 p100 gives
+x/2 + 97/2; the four k3 s2 pools give x/32 + 97/32 - 15/16; the deconvolution
+32 * (.) + (63 - 1)/2 = x + 98. A 64-wide kernel (as VGG's) would leave the maps half a pixel
+apart, so the kernel is 63, as FCN-AlexNet's is for the same reason.
 
 Caffe builds the FCN, copies the classifier's parameters by layer name with ``.flat`` assignment
 (the reference surgery.transplant), score_fr from loss3/classifier, the upsampling bilinear, saves
 it, loads the saved file into a fresh net and runs forward on an odd-sized input. Written to
 tests/fixtures/surgery/googlenet-fcn32s/: fcn.prototxt, params.json (shape and sha256 of every
 parameter blob of the transplanted net, as Caffe holds it: the caffemodel itself would be 1.7 MB,
-mostly the (10, 10, 63, 63) bilinear upsampling) and reference.h5 (the input, every blob, and for
-each blob the name of the last layer that wrote it).
+mostly the (10, 10, 63, 63) bilinear upsampling) and reference.h5 (the input, every blob of at most
+20,000 values and the output, and for each blob the name of the last layer that wrote it).
 """
 from __future__ import annotations
 
@@ -51,7 +53,9 @@ SOURCE = os.path.join(FIXTURES, "public-nets", "googlenet")
 OUT = os.path.join(FIXTURES, "surgery", "googlenet-fcn32s")
 HEIGHT, WIDTH = 75, 53
 CLASSIFIER_ONLY = ("pool5/7x7_s1", "pool5/drop_7x7_s1", "loss3/classifier", "prob")
-CROP_OFFSET = 1  # see the module docstring
+CROP_OFFSET = 98  # see the module docstring
+FIRST_PAD = 100
+MAX_BLOB = 20_000
 UPSAMPLE_KERNEL = 63
 
 
@@ -66,6 +70,9 @@ def fcn_prototxt(classifier: caffe_pb2.NetParameter, num_classes: int) -> caffe_
         if layer.type == "Input":
             del copy.input_param.shape[:]
             copy.input_param.shape.add().dim.extend([1, 3, HEIGHT, WIDTH])
+        if layer.name == "conv1/7x7_s2":
+            del copy.convolution_param.pad[:]
+            copy.convolution_param.pad.append(FIRST_PAD)
     last = "inception_5b/output"
     score = fcn.layer.add(name="score_fr", type="Convolution", bottom=[last], top=["score_fr"])
     score.convolution_param.num_output = num_classes
@@ -116,7 +123,10 @@ def main() -> None:
     rng = np.random.RandomState(20154)
     inputs = {"data": rng.standard_normal((1, 3, HEIGHT, WIDTH)).astype(np.float32)}
     blobs = forward(reloaded, inputs, declared_blobs(prototxt))
-    assert np.abs(blobs["score"]).max() > 0 and np.isfinite(blobs["score"]).all()
+    assert np.abs(blobs["score"]).max() > 0 and all(np.isfinite(b).all() for b in blobs.values())
+    # The 100-pixel padding makes the early blobs big: keep those of at most MAX_BLOB values (every
+    # inception output among them) and the output, to stay small.
+    blobs = {name: b for name, b in blobs.items() if b.size <= MAX_BLOB or name == "score"}
     write_surgery_reference(os.path.join(OUT, "reference.h5"), fcn_prototxt(classifier_proto, num_classes),
                             inputs, blobs, "tools/caffe/make_googlenet_surgery_fixture.py",
                             libver=("earliest", "v110"), track_order=False)
