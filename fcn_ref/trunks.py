@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compose_maps, conv_map
+from convert.modules import Concat
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_BLOCK_DEPTHS = (2, 2, 3, 3, 3)
@@ -179,8 +180,8 @@ class Stage(nn.Sequential):
 
 class Inception(nn.Module):
     """One inception module: 1x1, 3x3 (after a 1x1 reduction), 5x5 (after a 1x1 reduction) and
-    3x3 max pooling (then a 1x1 projection), side by side, concatenated over channels
-    (``inception_3a/output``). Every branch keeps each pixel where it is: its coordinate map is the
+    3x3 max pooling (then a 1x1 projection), side by side, concatenated over channels by the
+    Concat layer ``output`` (``inception_3a/output``). Every branch keeps each pixel where it is: its coordinate map is the
     identity."""
 
     coord_map = IDENTITY
@@ -196,19 +197,19 @@ class Inception(nn.Module):
             conv("5x5", n5r, n5, 5, pad=2), relu("relu_5x5"),
             ("pool", nn.MaxPool2d(3, 1, 1, ceil_mode=True)),
             conv("pool_proj", in_channels, npool, 1), relu("relu_pool_proj"),
+            ("output", Concat(axis=1)),
         ):
             self.add_module(name, module)
         self.out_channels = n1 + n3 + n5 + npool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self._modules
-        branches = (
+        return m["output"](
             m["relu_1x1"](m["1x1"](x)),
             m["relu_3x3"](m["3x3"](m["relu_3x3_reduce"](m["3x3_reduce"](x)))),
             m["relu_5x5"](m["5x5"](m["relu_5x5_reduce"](m["5x5_reduce"](x)))),
             m["relu_pool_proj"](m["pool_proj"](m["pool"](x))),
         )
-        return torch.cat(branches, dim=1)
 
 
 class GoogLeNet(Trunk):
