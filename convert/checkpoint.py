@@ -108,9 +108,13 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 def is_safetensors(path: str | os.PathLike) -> bool:
     """A safetensors file: an 8-byte little-endian header length, then a JSON object."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < os.path.getsize(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = os.path.getsize(path)
+    except OSError:  # a folder, unreadable: not this format (the caller's reader says why)
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size
 
 
 def payload_of(checkpoint: Checkpoint) -> dict:

@@ -101,6 +101,11 @@ def test_safetensors_round_trip(case, tmp_path):
     assert all(torch.equal(again["state_dict"][k], v) for k, v in payload["state_dict"].items())
 
 
+def test_a_folder_is_one_error(tmp_path):
+    with pytest.raises(CaffeFormatError, match="not a converted fcn-ref file"):
+        convert.load(tmp_path)
+
+
 def test_damaged_safetensors_is_one_error(tmp_path):
     pytest.importorskip("safetensors", reason=SAFETENSORS)
     st = export(FIXTURES / "voc-fcn32s" / "net.caffemodel", tmp_path / "net.safetensors")
