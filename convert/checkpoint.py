@@ -1,6 +1,6 @@
 """The converted-file format: what ``python -m convert`` writes and ``convert.load`` reads.
 
-One ``torch.save`` dict that ``torch.load(path, weights_only=True)`` opens with no pickled code:
+One ``torch.save`` dict (or the same entries as safetensors, ``convert.safetensors_file``) that ``torch.load(path, weights_only=True)`` opens with no pickled code:
 the net's structure as prototxt text (so the file rebuilds the net without the caffemodel), an
 optional architecture record that a model library may store (``python -m convert`` stores None;
 convert never reads it), the source file's name and sha256, a state dict whose keys are
@@ -13,12 +13,14 @@ any damaged or foreign file is one ``CaffeFormatError`` naming the file (and the
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -91,8 +93,37 @@ def save_checkpoint(net: CaffeNet, out: str | os.PathLike, *, architecture: dict
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --force to overwrite it")
-    tmp = write_temporary(net, out, architecture=architecture, source=source)
+    with atomic_output(out) as tmp:
+        torch.save(payload_of(Checkpoint(net, architecture, source, state_dict_of(net))), tmp)
+
+
+def payload_of(checkpoint: Checkpoint) -> dict:
+    """The sealed dict a converted file holds (what ``save_checkpoint`` writes), from a checkpoint."""
+    return sealed({"net": structure_text(checkpoint.net), "name": checkpoint.net.name,
+                   "architecture": checkpoint.architecture, "source": checkpoint.source,
+                   "state_dict": checkpoint.state_dict})
+
+
+def temporary_beside(out: Path) -> Path:
+    """A new empty hidden file beside ``out`` with the mode the umask allows (mkstemp makes 0600;
+    a converted file is an ordinary output)."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``out`` to write; renamed over ``out`` only if the block succeeds."""
+    out = Path(out)
+    tmp = temporary_beside(out)
+    try:
+        yield tmp
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -100,21 +131,27 @@ def save_checkpoint(net: CaffeNet, out: str | os.PathLike, *, architecture: dict
 
 
 def write_temporary(net: CaffeNet, out: Path, *, architecture: dict | None, source: dict) -> Path:
-    """Write the converted file to a hidden temporary name beside ``out`` (mode as the umask allows);
-    the caller renames it into place or deletes it."""
-    payload = sealed({"net": structure_text(net), "name": net.name, "architecture": architecture,
-                      "source": source, "state_dict": state_dict_of(net)})
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    """Write the converted file to a hidden temporary name beside ``out``; the caller renames it
+    into place or deletes it."""
+    payload = payload_of(Checkpoint(net, architecture, source, state_dict_of(net)))
+    tmp = temporary_beside(out)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a converted file is an ordinary output
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+        torch.save(payload, tmp)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp)
+    return tmp
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = os.path.getsize(path)
+    except OSError:  # a folder, unreadable: not this format (the caller's reader says why)
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size
 
 
 def _load_payload(path: Path) -> dict:
@@ -168,9 +205,21 @@ def _check_payload(payload: dict, path: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a converted file back into a CaffeNet whose blobs are the file's tensors (as numpy)."""
+    """Read a converted file (``.pth``, or ``.safetensors`` from ``python -m convert --format``) back
+    into a CaffeNet whose blobs are the file's tensors (as numpy)."""
     path = Path(path)
-    payload = _load_payload(path)
+    if path.is_file() and is_safetensors(path):
+        from convert.safetensors_file import read_payload
+
+        return checkpoint_from_payload(read_payload(path), path)
+    return checkpoint_from_payload(_load_payload(path), path)
+
+
+def checkpoint_from_payload(payload: dict, path: Path) -> Checkpoint:
+    """Check a converted file's payload (entries, types, digest) and rebuild the net it describes."""
+    path = Path(path)
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, *LEGACY_FORMATS):
+        raise CaffeFormatError(f"not a converted fcn-ref file (format is not {FORMAT})", path=str(path))
     _check_payload(payload, path)
     try:
         proto = text_format.Parse(payload["net"], NetParameter())

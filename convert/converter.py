@@ -17,9 +17,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from convert.checkpoint import write_temporary
+from convert.checkpoint import Checkpoint, read_checkpoint, state_dict_of, temporary_beside
 from convert.crop_offsets import apply_policy as apply_crop_policy
 from convert.errors import CaffeFormatError
+from convert.export import FORMATS, default_output, is_converted, write_format
 from convert.net import CaffeNet
 from convert.reader import mapped_net
 
@@ -36,14 +37,6 @@ class Conversion:
     parameters: int
     inputs: list[str]
     dropped: list[str] = field(default_factory=list)
-
-
-def default_output(model: Path) -> Path:
-    """``x.caffemodel`` / ``x.caffemodel.h5`` / ``x.prototxt`` -> ``x.pth`` beside it."""
-    name = model.name
-    for suffix in (".h5", ".caffemodel", ".prototxt", ".binaryproto"):
-        name = name.removesuffix(suffix)
-    return model.with_name(name + ".pth")
 
 
 class FileHasher:
@@ -120,43 +113,69 @@ def check_supported(net: CaffeNet, path: str) -> None:
                                    path=path, layer=layer.name)
 
 
-def verify_written(tmp: Path, source: str) -> None:
-    """Load the file just written as ``convert.load`` will; a failure names the source, not ``tmp``."""
-    from convert.runtime import load
-
+def verify_written(tmp: Path, source: str, format: str) -> None:
+    """Load the file just written as its reader will; a failure names the source, not ``tmp``."""
     try:
-        load(tmp)
+        if format == "onnx":
+            from convert.onnx_export import check_onnx
+
+            check_onnx(tmp)
+        else:
+            from convert.runtime import load
+
+            load(tmp)
     except CaffeFormatError as e:
         raise CaffeFormatError(f"the converted file does not load back: {e.message}", path=source,
                                layer=e.layer) from None
 
 
+def write_checked(checkpoint: Checkpoint, out: Path, format: str) -> Path:
+    """Write to a temporary file beside ``out``; the caller verifies and renames it (or deletes it)."""
+    tmp = temporary_beside(out)
+    try:
+        write_format(checkpoint, tmp, format)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CaffeFormatError(f"cannot write: {e.strerror or e}", path=str(out)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def convert_file(model: str | os.PathLike | None, prototxt: str | os.PathLike | None = None,
                  output: str | os.PathLike | None = None, *, force: bool = False,
-                 crop_offsets: str = "caffe") -> Conversion:
+                 crop_offsets: str = "caffe", format: str = "pth") -> Conversion:
     """``convert`` with a summary of what was written (the CLI prints it)."""
     if model is None and prototxt is None:
         raise CaffeFormatError("give a caffemodel, a prototxt, or both")
+    if format not in FORMATS:
+        raise CaffeFormatError(f"unknown format '{format}' (one of {', '.join(FORMATS)})")
     inputs = [Path(p) for p in (model, prototxt) if p is not None]
     source_path = inputs[0]
-    out = Path(output) if output is not None else default_output(source_path)
+    out = Path(output) if output is not None else default_output(source_path, format)
     check_output(out, inputs, force)
-    hasher = FileHasher(source_path) if source_path.is_file() else None
+    hasher: FileHasher | None = None
     tmp: Path | None = None
     try:
-        with mapped_net(model, prototxt) as net:
-            check_supported(net, str(source_path))
-            net = apply_crop_policy(net, crop_offsets)  # "coord-map" writes the offsets into the file
-            source = {"file": source_path.name, "sha256": hasher.result() if hasher else ""}
-            if prototxt is not None and model is not None:
-                source["prototxt"] = Path(prototxt).name
-            try:
-                tmp = write_temporary(net, out, architecture=None, source=source)  # fcn_ref recognizes on reading
-            except OSError as e:
-                raise CaffeFormatError(f"cannot write: {e.strerror or e}", path=str(out)) from None
-            summary = Conversion(out, net.name, len(net.layers), net.num_parameters(),
-                                 list(net.inputs), list(net.dropped))
-        verify_written(tmp, str(source_path))
+        if prototxt is None and is_converted(source_path):  # re-export a file this command wrote
+            checkpoint = read_checkpoint(source_path)
+            net = checkpoint.net
+            tmp = write_checked(checkpoint, out, format)
+            summary = Conversion(out, net.name, len(net.layers), net.num_parameters(), list(net.inputs))
+        else:
+            hasher = FileHasher(source_path) if source_path.is_file() else None
+            with mapped_net(model, prototxt) as net:
+                check_supported(net, str(source_path))
+                net = apply_crop_policy(net, crop_offsets)  # "coord-map" writes the offsets into the file
+                source = {"file": source_path.name, "sha256": hasher.result() if hasher else ""}
+                if prototxt is not None and model is not None:
+                    source["prototxt"] = Path(prototxt).name
+                # No architecture: fcn_ref recognizes the net on reading.
+                tmp = write_checked(Checkpoint(net, None, source, state_dict_of(net)), out, format)
+                summary = Conversion(out, net.name, len(net.layers), net.num_parameters(),
+                                     list(net.inputs), list(net.dropped))
+        verify_written(tmp, str(source_path), format)
         try:
             os.replace(tmp, out)
         except OSError as e:
@@ -171,12 +190,14 @@ def convert_file(model: str | os.PathLike | None, prototxt: str | os.PathLike | 
 
 
 def convert(model: str | os.PathLike | None, prototxt: str | os.PathLike | None = None,
-            output: str | os.PathLike | None = None, *, force: bool = False, crop_offsets: str = "caffe") -> Path:
+            output: str | os.PathLike | None = None, *, force: bool = False, crop_offsets: str = "caffe",
+            format: str = "pth") -> Path:
     """Convert a Caffe model (binary or HDF5 weights and/or a text prototxt) to a checked ``.pth``.
 
     ``output`` defaults to the model's name with ``.pth`` beside it. Raises ``CaffeFormatError``
     (one line naming the file, and layer or tensor) for any bad input or unusable output path; on
     error nothing is written. ``crop_offsets``: see ``convert.crop_offsets`` ("caffe" or "coord-map").
-    Returns the path written.
+    ``format``: "pth" (default), "safetensors" or "onnx" (``convert.export``); ``model`` may also be a
+    file this function wrote. Returns the path written.
     """
-    return convert_file(model, prototxt, output, force=force, crop_offsets=crop_offsets).output
+    return convert_file(model, prototxt, output, force=force, crop_offsets=crop_offsets, format=format).output

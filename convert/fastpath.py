@@ -22,7 +22,10 @@ real weights, and must beat plain ``F.conv2d`` on the layer's real input shape o
 margin; the result is cached on disk per machine. Shapes are grouped (``size_bucket``) so that a
 data set of varied image sizes is measured a few times, not once per image.
 
-None of them runs for CUDA tensors (cuDNN; callers wanting Caffe's numbers there disable TF32),
+None of them runs while the net is traced or exported (TorchScript, ``torch.export``, ONNX):
+graphs get the plain operators, which every backend has, and the policy's weight checks (storage
+pointers, version counters, the diagonal test, timings) would otherwise be baked in or fail on fake
+tensors. None of them runs for CUDA tensors (cuDNN; callers wanting Caffe's numbers there disable TF32),
 other dtypes, when a gradient may be needed (the oneDNN GEMM has no backward, Winograd would give a
 different gradient path, the depthwise form drops the off-diagonal gradients), or on a module with
 ``fast_paths = False`` (``set_exact``; ``convert.load(..., exact=True)``): then every layer computes
@@ -88,6 +91,12 @@ CONVOLUTION_PATHS: dict[str, Callable[[Convolution, Tensor], Tensor]] = {
 WINOGRAD_TILES = {"winograd": 4, "winograd_f2": 2}  # output tile side of each Winograd path
 
 
+def exporting() -> bool:
+    """Whether this call is being traced (``torch.jit.trace``, the TorchScript ONNX exporter) or
+    exported / compiled (``torch.export``, ``torch.compile``)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
 def inference_only(*tensors: Tensor | None) -> bool:
     """True when no gradient can flow through an op on these tensors: grad mode is off, or none of
     them requires grad. The fast paths have no (or a different) backward, so they need this."""
@@ -109,6 +118,8 @@ def set_exact(model: nn.Module, exact: bool = True) -> nn.Module:
 def fast_call(inputs: Iterable[object], parameters: Iterable[Tensor]) -> bool:
     """Whether a whole-net call may take fast paths: CPU fp32 4-D inputs and no gradient needed.
     (Layers may then change the memory layout; the net hands back NCHW blobs.)"""
+    if exporting():
+        return False
     inputs = list(inputs)
     images = [x for x in inputs if isinstance(x, Tensor) and x.dim() == 4]
     return (bool(images) and all(x.device.type == "cpu" and x.dtype == torch.float32 for x in images)
@@ -173,7 +184,7 @@ def _memo(module: nn.Module) -> dict:
 def convolution_candidates(conv: Convolution, x: Tensor) -> list[str]:
     """The paths that compute ``conv`` on ``x`` with its numbers (before any measurement)."""
     w = conv.weight
-    if not (getattr(conv, "fast_paths", True) and x.device.type == "cpu" and x.dtype == torch.float32
+    if exporting() or not (getattr(conv, "fast_paths", True) and x.device.type == "cpu" and x.dtype == torch.float32
             and w.dtype == torch.float32 and x.dim() == 4 and w.dim() == 4 and x.numel() > 0
             and x.shape[1] == w.shape[1] * conv.groups and inference_only(x, w, conv.bias)):
         return [DIRECT]
@@ -269,7 +280,7 @@ def deconvolution_path(deconv: Deconvolution, x: Tensor) -> str:
     it is measured like the convolution paths.
     """
     w = deconv.weight
-    if (not getattr(deconv, "fast_paths", True) or (torch.is_grad_enabled() and w.requires_grad)
+    if (exporting() or not getattr(deconv, "fast_paths", True) or (torch.is_grad_enabled() and w.requires_grad)
             or not deconv.is_diagonal()):
         return TRANSPOSED
     if not (x.device.type == "cpu" and x.dtype == torch.float32 and w.dtype == torch.float32

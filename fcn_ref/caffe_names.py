@@ -43,6 +43,10 @@ HEAD_NAMES: dict[str, tuple[tuple[str, str], ...]] = {  # (module path pattern, 
         (r"upscore\d*", "upsample"),
         (r"crop", "upscore"),
     ),
+    "googlenet": (  # BVLC GoogLeNet's names: a stage or inception module, a slash, the layer
+        (r"crop", "score"),
+        (r"(\w+)\.(\w+)", r"\1/\2"),
+    ),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from fcn_ref.trunks import ALEXNET_WIDTHS, FC_WIDTHS, VGG16_WIDTHS
+from fcn_ref.trunks import ALEXNET_WIDTHS, FC_WIDTHS, GOOGLENET_STEM, INCEPTION_WIDTHS, VGG16_WIDTHS
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,26 @@ class AlexNetConfig(FCNConfig):
     """FCN-AlexNet: CaffeNet widths."""
 
     widths: tuple[int, ...] = ALEXNET_WIDTHS
+
+
+@dataclass(frozen=True)
+class GoogLeNetConfig(FCNConfig):
+    """FCN-GoogLeNet: ``widths`` are the stem's (conv1/7x7_s2, conv2/3x3_reduce, conv2/3x3),
+    ``inception_widths`` the six widths of each inception module. GoogLeNet has no fully connected
+    layer besides its classifier, so ``fc_widths`` (inherited) is unused."""
+
+    widths: tuple[int, ...] = GOOGLENET_STEM
+    fc_widths: tuple[int, ...] = ()
+    inception_widths: tuple[tuple[int, ...], ...] = INCEPTION_WIDTHS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "inception_widths", tuple(tuple(w) for w in self.inception_widths))
+
+    def as_kwargs(self) -> dict[str, Any]:
+        kwargs = super().as_kwargs()
+        kwargs["inception_widths"] = [list(w) for w in self.inception_widths]
+        return kwargs
 
 
 @dataclass(frozen=True)

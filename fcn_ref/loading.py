@@ -43,8 +43,11 @@ def _check_setting(name: str, value: object, default: object, limit: int, path: 
     elif isinstance(default, tuple):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise bad(f"is not a list of {len(default)} sizes")
-        for v in value:
-            size(v)
+        for v, d in zip(value, default):
+            if isinstance(d, tuple):  # nested widths (GoogLeNetConfig.inception_widths)
+                _check_setting(name, v, d, limit, path)
+            else:
+                size(v)
     elif default is None:  # optional tuple of layer names (CVPRConfig.deconv_bias)
         if value is not None and not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
             raise bad("is not a list of layer names")

@@ -18,10 +18,10 @@ from torch import nn
 from convert.coord_map import IDENTITY, compose
 from convert.modules import Concat
 from fcn_ref.blocks import Crop, Sum, Upsample, score_conv
-from fcn_ref.configs import (AlexNetConfig, CVPRConfig, FCNConfig, NYUDColorDepthConfig, NYUDColorHHAConfig,
-                             SIFTFlowConfig, model_config)
+from fcn_ref.configs import (AlexNetConfig, CVPRConfig, FCNConfig, GoogLeNetConfig, NYUDColorDepthConfig,
+                             NYUDColorHHAConfig, SIFTFlowConfig, model_config)
 from fcn_ref.heads import ALL, Head8s, Head16s, Head32s
-from fcn_ref.trunks import VGG16, AlexNet
+from fcn_ref.trunks import VGG16, AlexNet, GoogLeNet
 
 
 class FCN(nn.Module):
@@ -152,6 +152,32 @@ class FCNAlexNet(FCN):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x), x)
+
+
+class FCNGoogLeNet(FCN):
+    """FCN-GoogLeNet (Table 1 of the paper; never released): BVLC GoogLeNet up to
+    inception_5b/output without the final average pooling (section 4.1), a 1x1 ``score_fr``,
+    a fixed bilinear 63/32 ``upscore`` and a crop to the input (offset 98 from the coordinate maps,
+    conv1 padded by 100 as in every FCN; a 64-wide kernel would leave the maps half a pixel apart,
+    as for FCN-AlexNet).
+    ``fcn_ref.surgery.fcn_from_classifier(googlenet, "fcn-googlenet")`` makes one from the
+    classifier. Caffe layer names: ``conv1/7x7_s2``, ``inception_3a/1x1``, ... (``naming``)."""
+
+    arch_name = "fcn-googlenet"
+    config_family = GoogLeNetConfig
+    naming = "googlenet"
+    UPSAMPLE_KERNEL = 63
+
+    def __init__(self, config: FCNConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        self.trunk = GoogLeNet(c.in_channels, c.widths, c.inception_widths)
+        self.score_fr = score_conv(self.trunk.out_channels, c.num_classes)
+        self.upscore = Upsample(c.num_classes, self.UPSAMPLE_KERNEL, 32, learnable=c.learn_upsampling)
+        self.crop = Crop.aligning(compose(self.trunk.maps[self.trunk.output], self.upscore.coord_map), IDENTITY)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.crop(self.upscore(self.score_fr(self.trunk(x)[self.trunk.output])), x)
 
 
 class _CVPRFCN(FCN):
@@ -316,7 +342,8 @@ class NYUDColorHHAFCN32s(FCN):
 ARCHITECTURES: dict[str, type[FCN]] = {
     cls.arch_name: cls
     for cls in (FCN32s, FCN16s, FCN8s, FCN8sAtOnce, FCNAlexNet, SIFTFlowFCN32s, SIFTFlowFCN16s,
-                SIFTFlowFCN8s, NYUDColorDepthFCN32s, NYUDColorHHAFCN32s, CVPRFCN32s, CVPRFCN16s, CVPRFCN8s)
+                SIFTFlowFCN8s, NYUDColorDepthFCN32s, NYUDColorHHAFCN32s, CVPRFCN32s, CVPRFCN16s, CVPRFCN8s,
+                FCNGoogLeNet)
 }
 
 

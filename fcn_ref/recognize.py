@@ -60,7 +60,7 @@ def _vgg_widths(shapes: dict, first: str, suffix: str = "") -> dict | None:
 def _guesses(net: CaffeNet) -> Iterator[Guess]:
     shapes = _shapes(net)
     has = shapes.__contains__
-    for guess in (_nyud_color_hha, _nyud_color_d, _siftflow, _cvpr, _heavy, _alexnet):
+    for guess in (_nyud_color_hha, _nyud_color_d, _siftflow, _cvpr, _googlenet, _heavy, _alexnet):
         found = guess(shapes, has)
         if found is not None:
             yield found
@@ -118,6 +118,25 @@ def _heavy(shapes: dict, has: Callable[[str], bool]) -> Guess | None:
     if stride is None:
         return None
     return {"name": name[stride], "kwargs": {"num_classes": _out(shapes, "score_fr"), **trunk}}
+
+
+def googlenet_widths(shapes: dict) -> dict | None:
+    """in_channels, stem and inception widths of a BVLC GoogLeNet (classifier or FCN) from its blobs."""
+    from fcn_ref.trunks import INCEPTION_KEYS
+
+    stem = [_out(shapes, n) for n in ("conv1/7x7_s2", "conv2/3x3_reduce", "conv2/3x3")]
+    branches = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
+    inceptions = [[_out(shapes, f"inception_{key}/{b}") for b in branches] for key in INCEPTION_KEYS]
+    if None in stem or any(None in widths for widths in inceptions):
+        return None
+    return {"in_channels": shapes["conv1/7x7_s2"][0][1], "widths": stem, "inception_widths": inceptions}
+
+
+def _googlenet(shapes: dict, has: Callable[[str], bool]) -> Guess | None:
+    trunk = googlenet_widths(shapes)
+    if trunk is None or _out(shapes, "score_fr") is None:
+        return None
+    return {"name": "fcn-googlenet", "kwargs": {"num_classes": _out(shapes, "score_fr"), **trunk}}
 
 
 def _alexnet(shapes: dict, has: Callable[[str], bool]) -> Guess | None:

@@ -69,6 +69,8 @@ def _settings(param: Any, module: nn.Module) -> str:
         if module.groups != 1:
             p.group = module.groups
         return "Convolution"
+    if isinstance(module, nn.MaxPool2d) and module.padding:  # GoogLeNet's inception pools
+        param.pooling_param.pad = module.padding
     for cls, caffe_type, message, fields in SIMPLE_LAYERS:
         if isinstance(module, cls):
             for field, attribute in fields.items():

@@ -26,7 +26,8 @@ from convert.net import CaffeNet
 from convert.reader import read_net
 from fcn_ref.blocks import Skip, Upsample
 from fcn_ref.caffe_names import caffe_layer_names, caffe_state_dict
-from fcn_ref.models import ARCHITECTURES, FCN, FCNAlexNet, NYUDColorDepthFCN32s, NYUDColorHHAFCN32s
+from fcn_ref.models import ARCHITECTURES, FCN, FCNAlexNet, FCNGoogLeNet, NYUDColorDepthFCN32s, NYUDColorHHAFCN32s
+from fcn_ref.recognize import googlenet_widths
 from fcn_ref.trunks import VGG16_BLOCK_DEPTHS
 
 VGG16_CONVS = [f"conv{b}_{i}" for b, depth in enumerate(VGG16_BLOCK_DEPTHS, start=1) for i in range(1, depth + 1)]
@@ -50,13 +51,19 @@ def _classifier_kwargs(net: CaffeNet, width_layers: list[str], path: str) -> dic
             "fc_widths": [int(_weights(net, name, path)[0].shape[0]) for name in ("fc6", "fc7")]}
 
 
-def fcn_from_classifier(caffemodel: str | os.PathLike, arch: str = "fcn32s", num_classes: int = 21,
+def fcn_from_classifier(caffemodel: str | os.PathLike, arch: str = "fcn32s", num_classes: int | None = 21,
                         prototxt: str | os.PathLike | None = None) -> FCN:
-    """An untrained FCN of ``arch`` carrying an ILSVRC classifier's weights (VGG16, or CaffeNet for
-    ``fcn-alexnet``); any caffemodel format, legacy V1 included. Returned in training mode."""
+    """An untrained FCN of ``arch`` carrying an ILSVRC classifier's weights (VGG16, CaffeNet for
+    ``fcn-alexnet``, BVLC GoogLeNet for ``fcn-googlenet``); any caffemodel format, legacy V1
+    included. Returned in training mode. For GoogLeNet, ``num_classes=None`` keeps the classifier
+    itself as the 1x1 score layer (a dense ILSVRC classification map)."""
     path = str(caffemodel)
     net = read_net(caffemodel, prototxt)
     cls = ARCHITECTURES[arch]
+    if cls is FCNGoogLeNet:
+        return _googlenet_fcn(net, path, num_classes)
+    if num_classes is None:
+        raise ValueError(f"{arch} needs a class count (its classifier's fc8 is not kept)")
     convs = ALEXNET_CONVS if cls is FCNAlexNet else VGG16_CONVS
     width_layers = ALEXNET_CONVS if cls is FCNAlexNet else [c for c in VGG16_CONVS if c.endswith("_1")]
     kwargs = _classifier_kwargs(net, width_layers, path)
@@ -64,23 +71,45 @@ def fcn_from_classifier(caffemodel: str | os.PathLike, arch: str = "fcn32s", num
         kwargs["in_channels"] += 1
     model = cls(num_classes=num_classes, **kwargs)
     state = caffe_state_dict(model)
-
-    def put(target: str, blobs: list[np.ndarray]) -> None:
-        for key, blob in zip(("weight", "bias"), blobs):
-            tensor = state[f"{target}.{key}"]
-            if tensor.numel() != blob.size:
-                raise CaffeFormatError(f"{blob.shape} does not fit {target}.{key} {tuple(tensor.shape)}",
-                                       path=path, layer=target)
-            # fc6/fc7: InnerProduct (O, C*k*k) is the convolution (O, C, k, k) in row-major order.
-            tensor.copy_(torch.from_numpy(np.array(blob, dtype=np.float32)).reshape(tensor.shape))
-
     for suffix in _trunk_suffixes(model):
         for name in convs + ["fc6", "fc7"]:
             blobs = _weights(net, name, path)
             target = name + suffix
             if cls is NYUDColorDepthFCN32s and name == "conv1_1":
                 target, blobs = "conv1_1_bgrd", [_add_depth_channel(blobs[0]), blobs[1]]
-            put(target, blobs)
+            _put(state, target, blobs, path)
+    return model
+
+
+def _put(state: dict[str, torch.Tensor], target: str, blobs: list[np.ndarray], path: str) -> None:
+    """Copy a classifier layer's blobs into the model's layer ``target`` (Caffe keys), as the
+    reference transplant's ``.flat`` assignment: InnerProduct (O, C*k*k) is the convolution
+    (O, C, k, k) in row-major order (fc6/fc7; GoogLeNet's classifier with k = 1)."""
+    for key, blob in zip(("weight", "bias"), blobs):
+        tensor = state[f"{target}.{key}"]
+        if tensor.numel() != blob.size:
+            raise CaffeFormatError(f"{blob.shape} does not fit {target}.{key} {tuple(tensor.shape)}",
+                                   path=path, layer=target)
+        tensor.copy_(torch.from_numpy(np.array(blob, dtype=np.float32)).reshape(tensor.shape))
+
+
+def _googlenet_fcn(net: CaffeNet, path: str, num_classes: int | None) -> FCN:
+    """FCN-GoogLeNet from BVLC GoogLeNet: every trunk layer copied by name; the average pooling
+    and dropout are left out; ``score_fr`` is loss3/classifier (an InnerProduct over a 1x1 blob is a
+    1x1 convolution) when ``num_classes`` is None, else a new zero layer of that many classes."""
+    shapes = {layer.name: [tuple(b.shape) for b in layer.blobs] for layer in net.layers if layer.blobs}
+    kwargs = googlenet_widths(shapes)
+    if kwargs is None:
+        raise CaffeFormatError("not a BVLC GoogLeNet classifier (no conv1/7x7_s2 .. inception_5b layers)",
+                               path=path)
+    classifier = _weights(net, "loss3/classifier", path)
+    model = FCNGoogLeNet(num_classes=int(classifier[0].shape[0]) if num_classes is None else num_classes, **kwargs)
+    state = caffe_state_dict(model)
+    sources = {layer: layer for layer in {key.rsplit(".", 1)[0] for key in state}} | {"score_fr": "loss3/classifier"}
+    for target, source in sources.items():
+        if target == "upscore" or (target == "score_fr" and num_classes is not None):
+            continue  # bilinear / zero, as the model starts
+        _put(state, target, _weights(net, source, path), path)
     return model
 
 

@@ -12,7 +12,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from convert.coord_map import IDENTITY, CoordMap, compose, conv_map
+from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compose_maps, conv_map
+from convert.modules import Concat
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_BLOCK_DEPTHS = (2, 2, 3, 3, 3)
@@ -64,6 +65,8 @@ class Trunk(nn.Module):
 
 
 def _coord_map(module: nn.Module) -> CoordMap:
+    if hasattr(module, "coord_map"):  # a container that knows its own (GoogLeNet's stages)
+        return module.coord_map
     if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
         kernel, stride, pad = (v if isinstance(v, int) else v[0]
                                for v in (module.kernel_size, module.stride, module.padding))
@@ -142,3 +145,97 @@ class AlexNet(Trunk):
             max_pool("pool5", 3, 2),
         ]
         super().__init__(layers + fully_conv(c5, fc_widths, 6), in_channels, taps)
+
+
+# ----------------------------------------------------------------------------- GoogLeNet
+
+GOOGLENET_STEM = (64, 64, 192)  # conv1/7x7_s2, conv2/3x3_reduce, conv2/3x3
+# (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection) of each inception module (Szegedy et
+# al., Table 1), in order; a stride-2 3x3 max pooling follows 3b and 4e.
+INCEPTION_KEYS = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+INCEPTION_WIDTHS = ((64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), (192, 96, 208, 16, 48, 64),
+                    (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
+                    (256, 160, 320, 32, 128, 128), (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128))
+GOOGLENET_POOL_AFTER = {"3b": "pool3", "4e": "pool4"}
+
+
+class Stage(nn.Sequential):
+    """Caffe layers that share a name prefix (``conv1/7x7_s2``, ``conv1/relu_7x7``), run in order.
+    Children are named after the slash; ``fcn_ref.caffe_names`` joins the two with it again."""
+
+    def __init__(self, layers: Iterable[Layer]) -> None:
+        super().__init__()
+        for name, module in layers:
+            self.add_module(name, module)
+
+    @property
+    def coord_map(self) -> CoordMap:
+        return compose_maps(_coord_map(m) for m in self)
+
+    @property
+    def out_channels(self) -> int | None:
+        convs = [m for m in self if isinstance(m, nn.Conv2d)]
+        return convs[-1].out_channels if convs else None
+
+
+class Inception(nn.Module):
+    """One inception module: 1x1, 3x3 (after a 1x1 reduction), 5x5 (after a 1x1 reduction) and
+    3x3 max pooling (then a 1x1 projection), side by side, concatenated over channels by the
+    Concat layer ``output`` (``inception_3a/output``). Every branch keeps each pixel where it is: its coordinate map is the
+    identity."""
+
+    coord_map = IDENTITY
+
+    def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        n1, n3r, n3, n5r, n5, npool = widths
+        for name, module in (
+            conv("1x1", in_channels, n1, 1), relu("relu_1x1"),
+            conv("3x3_reduce", in_channels, n3r, 1), relu("relu_3x3_reduce"),
+            conv("3x3", n3r, n3, 3, pad=1), relu("relu_3x3"),
+            conv("5x5_reduce", in_channels, n5r, 1), relu("relu_5x5_reduce"),
+            conv("5x5", n5r, n5, 5, pad=2), relu("relu_5x5"),
+            ("pool", nn.MaxPool2d(3, 1, 1, ceil_mode=True)),
+            conv("pool_proj", in_channels, npool, 1), relu("relu_pool_proj"),
+            ("output", Concat(axis=1)),
+        ):
+            self.add_module(name, module)
+        self.out_channels = n1 + n3 + n5 + npool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self._modules
+        return m["output"](
+            m["relu_1x1"](m["1x1"](x)),
+            m["relu_3x3"](m["3x3"](m["relu_3x3_reduce"](m["3x3_reduce"](x)))),
+            m["relu_5x5"](m["5x5"](m["relu_5x5_reduce"](m["5x5_reduce"](x)))),
+            m["relu_pool_proj"](m["pool_proj"](m["pool"](x))),
+        )
+
+
+class GoogLeNet(Trunk):
+    """BVLC GoogLeNet (models/bvlc_googlenet/deploy.prototxt) up to ``inception_5b/output``: the
+    stem, nine inception modules and the stride-2 poolings between them; output stride 32. As in
+    every FCN the first convolution is padded by 100 (the classifier pads it by 3), so any input
+    size survives the poolings; the weights are the classifier's. The
+    classifier's average pooling, dropout and loss3/classifier are not part of it (section 4.1 of
+    the paper discards the pooling; the classifier becomes FCN-GoogLeNet's score layer)."""
+
+    def __init__(self, in_channels: int = 3, stem: Sequence[int] = GOOGLENET_STEM,
+                 inceptions: Sequence[Sequence[int]] = INCEPTION_WIDTHS) -> None:
+        c1, c2r, c2 = stem
+        layers: list[Layer] = [
+            ("conv1", Stage([conv("7x7_s2", in_channels, c1, 7, stride=2, pad=FIRST_PAD), relu("relu_7x7")])),
+            ("pool1", Stage([max_pool("3x3_s2", 3, 2), lrn("norm1")])),
+            ("conv2", Stage([conv("3x3_reduce", c1, c2r, 1), relu("relu_3x3_reduce"),
+                             conv("3x3", c2r, c2, 3, pad=1), relu("relu_3x3"), lrn("norm2")])),
+            ("pool2", Stage([max_pool("3x3_s2", 3, 2)])),
+        ]
+        channels = c2
+        for key, widths in zip(INCEPTION_KEYS, inceptions, strict=True):
+            module = Inception(channels, widths)
+            layers.append((f"inception_{key}", module))
+            channels = module.out_channels
+            if key in GOOGLENET_POOL_AFTER:
+                layers.append((GOOGLENET_POOL_AFTER[key], Stage([max_pool("3x3_s2", 3, 2)])))
+        super().__init__(layers, in_channels)
+        self.out_channels = channels

@@ -14,6 +14,7 @@ from fcn_ref.models import ARCHITECTURES, build
 CHANGED = {
     "num_classes": 5, "num_geometric": 2, "in_channels": 2, "widths": (2, 4, 2, 2, 4), "fc_widths": (3, 2),
     "learn_upsampling": True, "deconv_bias": ("score2", "upsample"),
+    "inception_widths": ((2, 2, 3, 1, 2, 1),) * 9,
 }
 
 
@@ -36,6 +37,8 @@ def test_every_constructor_argument_round_trips(name, field):
     value = CHANGED[field]
     if field == "in_channels" and name == "nyud-fcn32s-color-d":
         value = 5
+    if field == "widths" and name == "fcn-googlenet":  # its stem: conv1, conv2 reduce, conv2
+        value = (2, 4, 2)
     with torch.device("meta"):
         model = cls(**{field: value})
         assert getattr(model.config, field) == value != getattr(cls.config_class(), field)

@@ -18,12 +18,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import caffe  # noqa: E402
-import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from caffe import NetSpec  # noqa: E402
 
 import nets  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE, declared_blobs, forward, write_arrays  # noqa: E402
+from oracle import declared_blobs, forward, write_surgery_reference  # noqa: E402
 
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures"))
 SOURCE = os.path.join(FIXTURES, "vgg16-classifier")
@@ -64,18 +63,8 @@ def main() -> None:
     rng = np.random.RandomState(20151)
     inputs = {"data": (rng.standard_normal((1, 3, HEIGHT, WIDTH)) * 50).astype(np.float32)}
     blobs = forward(fcn, inputs, declared_blobs(prototxt))
-    writer = {}
-    for layer in proto.layer:
-        for top_name in layer.top:
-            writer[top_name] = layer.name
-    with h5py.File(os.path.join(OUT, "reference.h5"), "w") as f:
-        f.attrs["caffe_commit"] = CAFFE_COMMIT
-        f.attrs["caffe_source"] = CAFFE_SOURCE
-        f.attrs["generator"] = "tools/caffe/make_surgery_fixture.py"
-        write_arrays(f.create_group("inputs"), inputs, compress=True)
-        write_arrays(f.create_group("blobs"), blobs, compress=True)
-        for name in blobs:
-            f["blobs"][name].attrs["written_by"] = writer.get(name, name)
+    write_surgery_reference(os.path.join(OUT, "reference.h5"), proto, inputs, blobs,
+                            "tools/caffe/make_surgery_fixture.py")
     print(f"{OUT}: {len(blobs)} blobs, widths {widths}, fc {fc}")
 
 

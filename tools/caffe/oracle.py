@@ -44,6 +44,24 @@ def write_arrays(group: h5py.Group, arrays: dict[str, np.ndarray], compress: boo
         group.create_dataset(name, data=np.asarray(array, np.float32), **opts)
 
 
+def write_surgery_reference(path: str, proto, inputs: dict[str, np.ndarray], blobs: dict[str, np.ndarray],
+                            generator: str, **file_options) -> None:
+    """reference.h5 of a surgery fixture: the inputs, every blob, and for each blob the name of the
+    last layer of ``proto`` that wrote it (``written_by``), so a test can hook that layer."""
+    writer = {}
+    for layer in proto.layer:
+        for top_name in layer.top:
+            writer[top_name] = layer.name
+    with h5py.File(path, "w", **file_options) as f:
+        f.attrs["caffe_commit"] = CAFFE_COMMIT
+        f.attrs["caffe_source"] = CAFFE_SOURCE
+        f.attrs["generator"] = generator
+        write_arrays(f.create_group("inputs"), inputs, compress=True)
+        write_arrays(f.create_group("blobs"), blobs, compress=True)
+        for name in blobs:
+            f["blobs"][name].attrs["written_by"] = writer.get(name, name)
+
+
 def read_inputs(path: str) -> dict[str, np.ndarray]:
     """Arrays under `inputs/` if that group exists, else every top-level dataset."""
     with h5py.File(path, "r") as f:
