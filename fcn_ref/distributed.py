@@ -52,3 +52,11 @@ def sum_hook(state: object, bucket: dist.GradBucket) -> torch.futures.Future[tor
     ``iter_size`` = world x iter_size does (gradient clipping acts on that sum, as in Caffe)."""
     future = dist.all_reduce(bucket.buffer(), op=dist.ReduceOp.SUM, async_op=True).get_future()
     return future.then(lambda f: f.value()[0])
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly (all ranks meet first): a rank that exits while gloo's group
+    is still alive can abort at interpreter exit."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

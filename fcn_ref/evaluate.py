@@ -32,7 +32,7 @@ from PIL import Image
 
 from convert.errors import CaffeFormatError
 from convert.fastpath import set_exact
-from fcn_ref.distributed import init_from_env, sum_array
+from fcn_ref.distributed import init_from_env, shutdown, sum_array
 from fcn_ref.loading import load
 from fcn_ref.predict import Model, caffe_input, predict_batch
 from voc.datasets import VOC_CLASSES, VOC_MEAN_BGR, Sample, VOCSegmentation, seg11valid_ids
@@ -307,6 +307,8 @@ def main(argv: Sequence[str] | None = None,
     except OSError as e:  # a picture that vanished or cannot be read mid-run, a full disk
         print(f"error: {e.filename or args.voc_root}: {e.strerror or e}", file=sys.stderr)
         return 1
+    finally:
+        shutdown()
 
 
 def run(args: argparse.Namespace, load_model: Callable[[str], Any] = load_weights) -> int:

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from convert.errors import CaffeFormatError
-from fcn_ref.distributed import init_from_env
+from fcn_ref.distributed import init_from_env, shutdown
 from fcn_ref.train.caffe_net import build_net, caffe_tester, load_weights, save_net
 from fcn_ref.train.config import read_solver, test_nets, train_net
 from fcn_ref.train.progress import RunProgress
@@ -128,6 +128,8 @@ def train_main(argv: list[str]) -> int:
     except CaffeFormatError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    finally:
+        shutdown()
     if solver.stop_requested:
         print(f"stopped at iteration {solver.iteration}; snapshot written", file=sys.stderr)
         return 130

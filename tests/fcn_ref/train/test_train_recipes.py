@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 import fcn_ref
-from fcn_ref.train.recipes import STAGES, solver_param
+from fcn_ref.surgery import stage
+from fcn_ref.train.recipes import STAGES, first_model, solver_param
+from fcn_ref.train.zoo import WithLoss, param_specs
 from voc.synthetic import make_sbd_folder, make_voc_folder
 
 
@@ -54,3 +57,21 @@ def test_staged_recipe_from_the_command_line(tmp_path):
     assert len(shared) >= 10
     for k in shared:
         assert float((theirs[k] - ours[k]).abs().max()) <= 0.05 * float(theirs[k].abs().max()), k
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_recipe_stages_and_has_a_loss(name):
+    """Each stage builds (small widths) from the one before, as the recipe stages it, and its
+    loss is the kind the recipe says (the heavy nets' sum over pixels; the CVPR-era mean)."""
+    model = None
+    for s in STAGES[name]:
+        model = first_model(s.arch, None, (4, 4, 4, 4, 4, 8, 8)) if model is None else stage(model, s.arch)
+        assert model.arch_name == s.arch
+        net = WithLoss(model, normalization=s.normalization)
+        label = torch.zeros(1, 1, 40, 40)
+        loss = float(net(torch.randn(1, 3, 40, 40), label)["loss"].detach())
+        # scores start at zero (the new score layers): every class has probability 1/21
+        per_pixel = np.log(21)
+        expected = per_pixel if s.normalization == "VALID" else per_pixel * 40 * 40
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert set(param_specs(model, "model.")) == {f"model.{k}" for k, _ in model.named_parameters()}
