@@ -96,9 +96,7 @@ NETS: dict[str, PublicNet] = {n.name: n for n in (
               Variant(Width(1 / 16), 1, (1, 3, 500, 500), (1, 3, 321, 467))),
     PublicNet("colorization", "dilated convs, BatchNorm without Scale, deconv, softmax", colorization.build,
               "richzhang/colorization@4aa459f models/colorization_deploy_v2.prototxt", "not checked (only the structure is used)",
-              Variant(FULL, 313, (1, 1, 224, 224), (1, 1, 177, 253), floor=3.6e-5,
-                      waits_for="accuracy-first fast paths (issue 13, helper layers): Winograd on the 512-channel "
-                                "3x3 layers puts this net 1.3e-4 from Caffe, 4.8e-5 without it (limit 7.2e-5)"),
+              Variant(FULL, 313, (1, 1, 224, 224), (1, 1, 177, 253), floor=3.6e-5),
               Variant(Width(1 / 16), 32, (1, 1, 224, 224), (1, 1, 177, 253), floor=1.8e-5)),
     PublicNet("openpose", "pose: six two-branch stages joined by Concat", openpose.build,
               "CMU-Perceptual-Computing-Lab/openpose@3d2c0e2 models/pose/coco/pose_deploy_linevec.prototxt",
