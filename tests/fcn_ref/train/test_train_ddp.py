@@ -13,28 +13,11 @@ import pytest
 import torch
 
 from fcn_ref.train.cli import main
-from train_helpers import inside
+from train_helpers import inside, tiny_fcn
 
 # conv, ReLU, ceil pooling, 1x1 score, frozen bilinear deconvolution, crop, unnormalized loss, and
 # a clip so large it never acts. No Dropout: masks are per-rank random draws.
-TRAIN = """
-name: "tiny"
-layer { name: "data" type: "HDF5Data" top: "data" top: "label"
-        hdf5_data_param { source: "list.txt" batch_size: 1 } }
-layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
-        param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
-        convolution_param { num_output: 6 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
-layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "score" type: "Convolution" bottom: "pool1" top: "score"
-        convolution_param { num_output: 3 kernel_size: 1 weight_filler { type: "gaussian" std: 0.1 } } }
-layer { name: "upscore" type: "Deconvolution" bottom: "score" top: "upscore" param { lr_mult: 0 }
-        convolution_param { num_output: 3 group: 3 kernel_size: 4 stride: 2 bias_term: false
-                            weight_filler { type: "bilinear" } } }
-layer { name: "crop" type: "Crop" bottom: "upscore" bottom: "data" top: "crop" crop_param { axis: 2 offset: 1 } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "crop" bottom: "label" top: "loss"
-        loss_param { ignore_label: 255 normalize: false } }
-"""
+TRAIN = tiny_fcn('source: "list.txt" batch_size: 1', dropout=False)
 SOLVER = """
 train_net: "train.prototxt"
 base_lr: 0.001

@@ -99,11 +99,16 @@ def _nudge(parameters) -> None:
             p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))
 
 
-@pytest.mark.parametrize("case", _cases())
-def test_training_matches_caffe(case, tmp_path):
+def _copy_case(case: str, tmp_path: Path) -> tuple[Path, dict]:
+    """A writable copy of a fixture case (snapshots and logs land beside it) and its meta.json."""
     work = tmp_path / case
     shutil.copytree(CASES_DIR / case, work)
-    meta = json.loads((work / "meta.json").read_text())
+    return work, json.loads((work / "meta.json").read_text())
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_training_matches_caffe(case, tmp_path):
+    work, meta = _copy_case(case, tmp_path)
 
     def train(nudge: bool) -> tuple[list[float], dict]:
         recorder = LossRecorder()
@@ -121,9 +126,7 @@ def test_training_matches_caffe(case, tmp_path):
 
 @pytest.mark.parametrize("case", ZOO_CASES)
 def test_zoo_model_trains_like_caffe(case, tmp_path):
-    work = tmp_path / case
-    shutil.copytree(CASES_DIR / case, work)
-    meta = json.loads((work / "meta.json").read_text())
+    work, meta = _copy_case(case, tmp_path)
 
     def train(nudge: bool) -> tuple[list[float], dict]:
         recorder = LossRecorder()

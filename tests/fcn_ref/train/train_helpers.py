@@ -52,3 +52,28 @@ def update_mismatch(ours: np.ndarray, init: np.ndarray, final: np.ndarray, iters
     ulp = np.spacing(np.maximum(np.abs(init), np.abs(final)).astype(np.float32)).astype(np.float64)
     ok = bool((diff <= UPDATE_RTOL * scale + iters * ulp).all())
     return (float(diff.max() / scale) if scale else float(diff.max())), ok
+
+
+def tiny_fcn(hdf5_data_param: str, dropout: bool) -> str:
+    """A small FCN train net: conv, ReLU, ceil pooling, [Dropout 0.5], 1x1 score, frozen bilinear
+    deconvolution, crop, unnormalized loss; fed by HDF5Data with ``hdf5_data_param``."""
+    drop = ('layer { name: "drop1" type: "Dropout" bottom: "pool1" top: "pool1" '
+            'dropout_param { dropout_ratio: 0.5 } }\n') if dropout else ""
+    return f"""
+name: "tiny"
+layer {{ name: "data" type: "HDF5Data" top: "data" top: "label"
+        hdf5_data_param {{ {hdf5_data_param} }} }}
+layer {{ name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
+        convolution_param {{ num_output: 6 kernel_size: 3 pad: 1 weight_filler {{ type: "msra" }} }} }}
+layer {{ name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }}
+layer {{ name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+{drop}layer {{ name: "score" type: "Convolution" bottom: "pool1" top: "score"
+        convolution_param {{ num_output: 3 kernel_size: 1 weight_filler {{ type: "gaussian" std: 0.1 }} }} }}
+layer {{ name: "upscore" type: "Deconvolution" bottom: "score" top: "upscore" param {{ lr_mult: 0 }}
+        convolution_param {{ num_output: 3 group: 3 kernel_size: 4 stride: 2 bias_term: false
+                            weight_filler {{ type: "bilinear" }} }} }}
+layer {{ name: "crop" type: "Crop" bottom: "upscore" bottom: "data" top: "crop" crop_param {{ axis: 2 offset: 1 }} }}
+layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "crop" bottom: "label" top: "loss"
+        loss_param {{ ignore_label: 255 normalize: false }} }}
+"""
