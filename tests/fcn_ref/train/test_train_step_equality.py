@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
