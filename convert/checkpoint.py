@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from convert.binary_reader import parsed_from_message
 from convert.crop_offsets import resolve_legacy_crops
 from convert.digest import make_digest, verify_digest
 from convert.errors import CaffeFormatError
+from convert.files import regular_file
 from convert.net import CaffeNet, blob_names
 from convert.schema import NetParameter
 from convert.param_check import check_unique_weighted_names
@@ -156,14 +156,7 @@ def is_safetensors(path: str | os.PathLike) -> bool:
 
 def _load_payload(path: Path) -> dict:
     """The file's dict, read fully into memory (no map outlives the call), or CaffeFormatError."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise CaffeFormatError("no such file", path=str(path)) from None
-    except OSError as e:
-        raise CaffeFormatError(f"cannot read: {e.strerror}", path=str(path)) from None
-    if not stat.S_ISREG(mode):
-        raise CaffeFormatError("is not a regular file; give a file written by python -m convert", path=str(path))
+    regular_file(path, "a file written by python -m convert")
     with open(path, "rb") as f:
         head = f.read(4)
     if head[:2] != b"PK":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import mmap
 import os
 import re
-import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from google.protobuf import message, text_format
 from convert import fork_fields, wire
 from convert.binary_reader import ParsedNet, parsed_from_message, read_binary
 from convert.errors import CaffeFormatError
+from convert.files import regular_file
 from convert.net import CaffeNet
 from convert.schema import NetParameter
 from convert.param_check import check_params, check_unique_weighted_names
@@ -69,28 +69,9 @@ def looks_like_prototxt(path: Path) -> bool:
     return _PROTOTXT_KEY.search(head) is not None
 
 
-def _open(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, checked to be an existing regular file (not a device, pipe or folder)."""
-    p = Path(path)
-    try:
-        mode = p.stat().st_mode
-    except FileNotFoundError:
-        raise CaffeFormatError("no such file", path=str(p)) from None
-    except OSError as e:
-        raise CaffeFormatError(f"cannot read: {e.strerror}", path=str(p)) from None
-    if stat.S_ISDIR(mode):
-        raise CaffeFormatError("is a directory, not a model file", path=str(p))
-    if not stat.S_ISREG(mode):
-        raise CaffeFormatError("is not a regular file (a device, pipe or socket); give a model file",
-                               path=str(p))
-    if not os.access(p, os.R_OK):
-        raise CaffeFormatError("cannot read: permission denied", path=str(p))
-    return p
-
-
 def read_text(path: str | os.PathLike) -> ParsedNet:
     """Parse a text prototxt (modern or legacy; blobs, if it has any, included)."""
-    p = _open(path)
+    p = regular_file(path)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -254,8 +235,8 @@ def read_net(weights: str | os.PathLike | None = None, prototxt: str | os.PathLi
 def _read(weights: str | os.PathLike | None, prototxt: str | os.PathLike | None) -> CaffeNet:
     if weights is None and prototxt is None:
         raise CaffeFormatError("give a caffemodel, a prototxt, or both")
-    structure_path = _open(prototxt) if prototxt is not None else None
-    weights_path = _open(weights) if weights is not None else None
+    structure_path = regular_file(prototxt) if prototxt is not None else None
+    weights_path = regular_file(weights) if weights is not None else None
     if structure_path is not None:
         kind = sniff(structure_path)
         if kind != "text":
