@@ -22,7 +22,7 @@ from PIL import Image
 from voc.datasets import _Dataset, load_rgb, read_ids
 from voc.means import NYUD_HHA_MEAN, NYUD_LOG_DEPTH_MEAN  # HHA is subtracted as stored, not flipped
 
-_SIFTFLOW_SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
+SIFTFLOW_SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 
 
 def shift_void(label: np.ndarray) -> np.ndarray:
@@ -52,14 +52,14 @@ class SIFTFlowSegmentation(_Dataset):
         super().__init__(read_ids(self.root / f"{split}.txt"))
 
     def load_image(self, image_id: str) -> Image.Image:
-        return load_rgb(self.root / "Images" / _SIFTFLOW_SUBDIR / f"{image_id}.jpg")
+        return load_rgb(self.root / "Images" / SIFTFLOW_SUBDIR / f"{image_id}.jpg")
 
     def load_label(self, image_id: str) -> np.ndarray:
-        return shift_void(_load_mat_key(self.root / "SemanticLabels" / _SIFTFLOW_SUBDIR /
+        return shift_void(_load_mat_key(self.root / "SemanticLabels" / SIFTFLOW_SUBDIR /
                                         f"{image_id}.mat", "S"))
 
     def load_geometric(self, image_id: str) -> np.ndarray:
-        label = _load_mat_key(self.root / "GeoLabels" / _SIFTFLOW_SUBDIR / f"{image_id}.mat", "S")
+        label = _load_mat_key(self.root / "GeoLabels" / SIFTFLOW_SUBDIR / f"{image_id}.mat", "S")
         return shift_void(np.where(label == -1, 0, label))
 
 
@@ -87,7 +87,7 @@ class PascalContextSegmentation(_Dataset):
         full = _read_numbered_names(self.context_root / "labels.txt")
         task = [self._RENAMED.get(n, n) for n in _read_numbered_names(self.context_root / "59_labels.txt")]
         # lookup[full label] = task label; full labels are 1-based positions in labels.txt
-        self._lookup = np.zeros(max(len(full) + 1, 256), dtype=np.uint8)
+        self._lookup = np.zeros(len(full) + 1, dtype=np.uint8)
         for task_index, name in enumerate(task, start=1):
             self._lookup[full.index(name) + 1] = task_index
         super().__init__(read_ids(self.voc_root / "ImageSets" / "Main" / f"{split}.txt"))
@@ -97,9 +97,13 @@ class PascalContextSegmentation(_Dataset):
 
     def load_label(self, image_id: str) -> np.ndarray:
         full = _load_mat_key(self.context_root / "trainval" / f"{image_id}.mat", "LabelMap")
-        if full.min() < 0 or full.max() >= len(self._lookup):
-            raise ValueError(f"{image_id}: LabelMap values outside the label list")
-        return self._lookup[full]
+        # As the reference: a value that is no task class's full label (also one outside the
+        # list) is 0 = "other".
+        index = full.astype(np.int64)
+        known = (index == full) & (index >= 0) & (index < len(self._lookup))
+        label = np.zeros(full.shape, dtype=np.uint8)
+        label[known] = self._lookup[index[known]]
+        return label
 
 
 class NYUDSegmentation(_Dataset):

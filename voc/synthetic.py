@@ -1,4 +1,5 @@
-"""Tiny synthetic datasets in the real VOC and SBD file layouts, for tests, demos and benchmarks.
+"""Tiny synthetic datasets in the real file layouts (VOC, SBD, SIFT Flow, NYUDv2, PASCAL-Context),
+for tests, demos and benchmarks.
 
 The label maps look like VOC's: background with a few rectangular objects, each outlined by a band
 of void (255) pixels. Every image is its label map painted in the class colours plus noise, so a
@@ -14,6 +15,7 @@ import scipy.io
 from PIL import Image
 
 from voc.datasets import VOID
+from voc.other_datasets import SIFTFLOW_SUBDIR
 from voc.palette import VOC_PALETTE, save_label_png
 
 
@@ -98,3 +100,89 @@ def make_sbd_folder(root: str | Path, splits: dict[str, list[str]], size: tuple[
                 labels[image_id] = label
         (root / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return labels
+
+
+def _write_split(path: Path, ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{i}\n" for i in ids))
+
+
+def _mkdirs(*paths: Path) -> None:
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def make_siftflow_folder(root: str | Path, splits: dict[str, list[str]],
+                         sizes: tuple[tuple[int, int], ...] = ((17, 13), (14, 19)), seed: int = 0) -> None:
+    """SIFT Flow's layout: ``<split>.txt``, ``Images/<subdir>/<id>.jpg`` and ``S`` in
+    ``{Semantic,Geo}Labels/<subdir>/<id>.mat`` as MATLAB doubles: semantic 0 (unlabeled) .. 33,
+    geometric -1 and 0 (both unlabeled) .. 3. ``sizes`` are (width, height), cycled."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    folders = [root / kind / SIFTFLOW_SUBDIR for kind in ("Images", "SemanticLabels", "GeoLabels")]
+    _mkdirs(*folders)
+    ids = list(dict.fromkeys(i for split in splits.values() for i in split))
+    for n, image_id in enumerate(ids):
+        width, height = sizes[n % len(sizes)]
+        semantic = random_label(rng, height, width, num_classes=34)
+        semantic[semantic == VOID] = 0
+        paint(rng, semantic).save(folders[0] / f"{image_id}.jpg", quality=95)
+        geometric = rng.integers(-1, 4, size=(height, width))
+        scipy.io.savemat(str(folders[1] / f"{image_id}.mat"), {"S": semantic.astype(np.float64)})
+        scipy.io.savemat(str(folders[2] / f"{image_id}.mat"), {"S": geometric.astype(np.float64)})
+    for split, split_ids in splits.items():
+        _write_split(root / f"{split}.txt", split_ids)
+
+
+def make_nyud_folder(root: str | Path, splits: dict[str, list[str]],
+                     sizes: tuple[tuple[int, int], ...] = ((15, 11), (12, 16)), seed: int = 0) -> None:
+    """NYUDv2 as packaged for FCN: ``<split>.txt``, ``data/{images,hha}/img_<id>.png`` (RGB),
+    ``data/depth/img_<id>.png`` (16-bit, millimetres, no zeros) and ``segmentation/img_<id>.mat``
+    (``segmentation``: 0 = void, 1..40)."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    images, hha, depth, segmentation = (root / "data" / "images", root / "data" / "hha", root / "data" / "depth",
+                                        root / "segmentation")
+    _mkdirs(images, hha, depth, segmentation)
+    ids = list(dict.fromkeys(i for split in splits.values() for i in split))
+    for n, image_id in enumerate(ids):
+        width, height = sizes[n % len(sizes)]
+        label = random_label(rng, height, width, num_classes=41)
+        label[label == VOID] = 0
+        paint(rng, label).save(images / f"img_{image_id}.png")
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), mode="RGB").save(
+            hha / f"img_{image_id}.png")
+        Image.fromarray(rng.integers(400, 10000, (height, width)).astype(np.uint16)).save(depth / f"img_{image_id}.png")
+        scipy.io.savemat(str(segmentation / f"img_{image_id}.mat"), {"segmentation": label})
+    for split, split_ids in splits.items():
+        _write_split(root / f"{split}.txt", split_ids)
+
+
+# A few of PASCAL-Context's full labels, and a task list that spells three of them differently,
+# as the real 59_labels.txt does ("diningtable", "bedcloth", "clothes").
+CONTEXT_FULL_LABELS = ("accordion", "aeroplane", "air conditioner", "bedclothes", "bird", "cloth", "grass",
+                       "sky", "table", "water")
+CONTEXT_TASK_LABELS = ("aeroplane", "bedcloth", "bird", "clothes", "diningtable", "sky", "water")
+
+
+def make_context_folder(voc_dir: str | Path, context_dir: str | Path, splits: dict[str, list[str]],
+                        sizes: tuple[tuple[int, int], ...] = ((16, 12), (13, 18)), seed: int = 0,
+                        full_labels: tuple[str, ...] = CONTEXT_FULL_LABELS,
+                        task_labels: tuple[str, ...] = CONTEXT_TASK_LABELS) -> None:
+    """PASCAL-Context as its reference layer reads it: ``<voc_dir>/VOC2010/JPEGImages/<id>.jpg`` and
+    ``ImageSets/Main/<split>.txt``; ``<context_dir>/labels.txt`` and ``59_labels.txt`` (``n: name``
+    lines) and ``trainval/<id>.mat`` (``LabelMap``, uint16, 1-based full labels, 0 unlabeled)."""
+    voc, context = Path(voc_dir) / "VOC2010", Path(context_dir)
+    rng = np.random.default_rng(seed)
+    _mkdirs(voc / "JPEGImages", context / "trainval")
+    (context / "labels.txt").write_text("".join(f"{n}: {name}\n" for n, name in enumerate(full_labels, 1)))
+    (context / "59_labels.txt").write_text("".join(f"{n}: {name}\n" for n, name in enumerate(task_labels, 1)))
+    ids = list(dict.fromkeys(i for split in splits.values() for i in split))
+    for n, image_id in enumerate(ids):
+        width, height = sizes[n % len(sizes)]
+        label = random_label(rng, height, width, num_classes=len(full_labels) + 1, objects=6)
+        label[label == VOID] = 0
+        paint(rng, label).save(voc / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        scipy.io.savemat(str(context / "trainval" / f"{image_id}.mat"), {"LabelMap": label.astype(np.uint16)})
+    for split, split_ids in splits.items():
+        _write_split(voc / "ImageSets" / "Main" / f"{split}.txt", split_ids)

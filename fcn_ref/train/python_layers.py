@@ -14,6 +14,12 @@ run reads the images Caffe's run read, in the same order.
 
 Inputs: RGB -> BGR, minus the mean (float32 image minus float64 mean, stored float32, as the
 reference's in-place ``in_ -= self.mean``), channels first. Labels: uint8 values as float32.
+
+Per layer, as its reference file has it: VOC and SBDD take ``mean`` from param_str; SIFT Flow
+writes three tops (data, semantic, geometric labels), NYUD the tops its ``tops`` list names, in
+that order (color, depth = log depth minus its mean, hha, label), PASCAL-Context reads
+``<voc_dir>/VOC2010`` and maps labels to the 59-class task; these three subtract their own
+hard-coded means (``voc.means``) and ignore a ``mean`` key.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ from torch import Tensor
 from convert.errors import CaffeFormatError
 from convert.net import Layer
 from fcn_ref.train.data import DATA_LAYER_SOURCES, DataSource
-from voc.datasets import SBDSegmentation, VOCSegmentation, load_rgb
+from voc.datasets import SBDSegmentation, VOCSegmentation
 from voc.means import CONTEXT_MEAN, NYUD_COLOR_MEAN, SIFTFLOW_MEAN
 from voc.other_datasets import NYUDSegmentation, PascalContextSegmentation, SIFTFlowSegmentation
 
@@ -98,9 +104,9 @@ def _nyud(params: dict) -> Plan:
 
 
 def _context(params: dict) -> Plan:
-    data = PascalContextSegmentation(params["voc_dir"], params["context_dir"], params["split"])
-    mean = np.array(params.get("mean", CONTEXT_MEAN))
-    return Plan(data.ids, {"data": lambda i: bgr_input(load_rgb(data.voc_root / "JPEGImages" / f"{i}.jpg"), mean),
+    # The reference reads <voc_dir>/VOC2010 and subtracts its own mean (a "mean" key is ignored).
+    data = PascalContextSegmentation(Path(params["voc_dir"]) / "VOC2010", params["context_dir"], params["split"])
+    return Plan(data.ids, {"data": lambda i: bgr_input(data.load_image(i), CONTEXT_MEAN),
                            "label": lambda i: label_top(data.load_label(i))},
                 _randomize(params, params["split"]), params.get("seed"))
 
