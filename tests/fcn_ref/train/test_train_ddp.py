@@ -1,9 +1,11 @@
 """DDP under torchrun: 2 gloo ranks with iter_size 1 equal 1 process with iter_size 2 (rel 1e-6 over
-10 iterations), each rank reading its own images. torchrun is started as a subprocess on loopback."""
+10 iterations), each rank reading its own images; and 5 + ``--resume`` + 5 under torchrun equals the
+straight 10, bit for bit. torchrun is started as a subprocess on loopback."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -35,8 +37,19 @@ random_seed: 3
 RTOL = 1e-6
 
 
-@pytest.fixture
-def run_dir(tmp_path):
+def torchrun(folder, *args: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "fcn_ref.train", *args, "--no-progress"],
+                         cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One process with iter_size 2 and 2 ranks with iter_size 1, 10 iterations each (shared: each
+    torchrun costs seconds)."""
+    tmp_path = tmp_path_factory.mktemp("ddp")
     (tmp_path / "train.prototxt").write_text(TRAIN)
     rng = np.random.default_rng(1)
     with h5py.File(tmp_path / "data.h5", "w") as f:  # 7 images: the stream wraps around mid-run
@@ -47,6 +60,9 @@ def run_dir(tmp_path):
     (tmp_path / "list.txt").write_text("data.h5\n")
     (tmp_path / "one.prototxt").write_text(SOLVER.format(iter_size=2, prefix="one"))
     (tmp_path / "ddp.prototxt").write_text(SOLVER.format(iter_size=1, prefix="ddp"))
+    with inside(tmp_path):
+        assert main(["one.prototxt", "--no-progress"]) == 0
+    torchrun(tmp_path, "ddp.prototxt")
     return tmp_path
 
 
@@ -59,13 +75,6 @@ def _weights(path):
 
 
 def test_two_gloo_ranks_equal_one_process_with_twice_the_iter_size(run_dir):
-    with inside(run_dir):
-        assert main(["one.prototxt", "--no-progress"]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "fcn_ref.train", "ddp.prototxt", "--no-progress"],
-                         cwd=run_dir, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
     one, ddp = _losses(run_dir / "one_log.jsonl"), _losses(run_dir / "ddp_log.jsonl")
     assert len(one) == len(ddp) == 10
     np.testing.assert_allclose(ddp, one, rtol=RTOL)
@@ -89,3 +98,27 @@ def test_two_gloo_ranks_equal_one_process_with_twice_the_iter_size(run_dir):
     state = torch.load(run_dir / "ddp_iter_10.solverstate", weights_only=False)
     assert len(state["ranks"]) == 2
     assert state["ranks"][0]["data"] != state["ranks"][1]["data"]
+
+
+def test_resume_under_torchrun_continues_every_rank_bit_for_bit(run_dir, tmp_path):
+    """2 ranks: 5 iterations, snapshot, ``--resume`` for 5 more == the straight 10, bit for bit; each
+    rank goes on reading its own images from where it stood (7 images: the ranks' shards interleave
+    across the wrap-around, so a rank restarting at the wrong place reads other images)."""
+    for name in ("train.prototxt", "data.h5", "list.txt", "ddp.prototxt", "ddp_iter_5.pth", "ddp_iter_5.solverstate"):
+        shutil.copy(run_dir / name, tmp_path / name)
+    torchrun(tmp_path, "ddp.prototxt", "--resume", "ddp_iter_5.solverstate")
+    straight, resumed = _weights(run_dir / "ddp_iter_10.pth"), _weights(tmp_path / "ddp_iter_10.pth")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(resumed[name], straight[name]), name
+    moved = [name for name in straight if not torch.equal(straight[name], _weights(run_dir / "ddp_iter_5.pth")[name])]
+    assert len(moved) >= 4  # the last 5 iterations did change the weights
+    losses = {d: [(e["iteration"], e["loss"]) for e in map(json.loads, (d / "ddp_log.jsonl").read_text().splitlines())
+                  if "loss" in e] for d in (run_dir, tmp_path)}
+    assert losses[tmp_path] == losses[run_dir][5:] and len(losses[tmp_path]) == 5
+    states = [torch.load(d / "ddp_iter_10.solverstate", weights_only=True) for d in (run_dir, tmp_path)]
+    assert states[1]["iteration"] == 10
+    for a, b in zip(states[0]["ranks"], states[1]["ranks"], strict=True):
+        assert a["data"] == b["data"] and torch.equal(a["torch_rng"], b["torch_rng"])
+    for name, history in states[0]["history"].items():
+        assert torch.equal(states[1]["history"][name], history), name
