@@ -32,6 +32,7 @@ from PIL import Image
 
 from convert.errors import CaffeFormatError
 from convert.fastpath import set_exact
+from fcn_ref.devices import DeviceError, pick_device
 from fcn_ref.distributed import init_from_env, shutdown, sum_array
 from fcn_ref.loading import load
 from fcn_ref.predict import Model, caffe_input, predict_batch
@@ -301,7 +302,7 @@ def main(argv: Sequence[str] | None = None,
     args = _parse_args(argv)
     try:
         return run(args, load_model)
-    except CaffeFormatError as e:
+    except (CaffeFormatError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a picture that vanished or cannot be read mid-run, a full disk
@@ -314,6 +315,7 @@ def main(argv: Sequence[str] | None = None,
 def run(args: argparse.Namespace, load_model: Callable[[str], Any] = load_weights) -> int:
     """Check every path, load the model, score, report (``main`` prints errors as one line)."""
     check_paths(args)
+    pick_device(args.device)  # a missing GPU is one line before any work
     dataset = checked_dataset(args)
     image_set = _image_set(dataset.ids, args.split)
     if args.limit is not None:

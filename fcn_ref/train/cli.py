@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from convert.errors import CaffeFormatError
+from fcn_ref.devices import DeviceError, pick_device
 from fcn_ref.distributed import init_from_env, shutdown
 from fcn_ref.train.caffe_net import build_net, caffe_tester, load_weights, save_net
 from fcn_ref.train.config import read_solver, test_nets, train_net
@@ -39,14 +40,6 @@ def snapshot_prefix(param, solver_file: str) -> str:
     if Path(param.snapshot_prefix).is_dir():
         return str(Path(param.snapshot_prefix) / Path(solver_file).stem)
     return param.snapshot_prefix
-
-
-def pick_device(name: str | None) -> torch.device:
-    device = torch.device(name or "cpu")
-    if device.type == "cuda":  # Caffe computes in full fp32; TF32 would change the numbers
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    return device
 
 
 def _state_of(message) -> tuple[int, tuple[str, ...]]:
@@ -73,9 +66,8 @@ def build_solver(solver_file: str, *, weights: str | None = None, device: str | 
     torch.manual_seed(seed)
     dev = pick_device(device)
     rank, world = init_from_env(dev)
-    if world > 1 and dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(dev)
+    if world > 1 and dev.type == "cuda":  # init_from_env made it the current device
+        dev = torch.device("cuda", torch.cuda.current_device())
     level, stages = _state_of(param.train_state)
     train = build_net(train_net(param, solver_file), "TRAIN", seed=seed, weights=weights, level=level, stages=stages,
                       rank=rank, world=world)
@@ -125,7 +117,7 @@ def train_main(argv: list[str]) -> int:
         if args.resume:
             solver.restore(args.resume, load_weights)
         solver.solve()
-    except CaffeFormatError as e:
+    except (CaffeFormatError, DeviceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:

@@ -30,7 +30,8 @@ from fcn_ref.evaluate import evaluate
 from fcn_ref.models import ARCHITECTURES, FCN
 from fcn_ref.saving import save
 from fcn_ref.surgery import fcn_from_classifier, stage
-from fcn_ref.train.cli import COMMANDS, pick_device
+from fcn_ref.devices import pick_device
+from fcn_ref.train.cli import COMMANDS
 from fcn_ref.train.loss_sampling import LossSampling
 from fcn_ref.train.progress import RunProgress
 from fcn_ref.train.python_layers import PlanSource, _sbdd
@@ -100,9 +101,9 @@ def run_recipe(name: str, *, vgg16: str | None, sbd_root: str, voc_root: str, ou
                widths: tuple[int, ...] | None = None, test_split: str = "seg11valid",
                loss_sampling: float = 1.0, progress: bool = True) -> list[Solver]:
     """Every stage of recipe ``name``; returns their solvers (the last one's ``net.model`` is the result)."""
+    dev = pick_device(device)  # before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
     solvers: list[Solver] = []
     model: FCN | None = None
     for s in STAGES[name]:

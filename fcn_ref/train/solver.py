@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from convert.errors import CaffeFormatError
 from convert.train_net import ParamSpec
-from fcn_ref.distributed import gather_objects, rank_and_world, sum_hook
+from fcn_ref.distributed import gather_objects, rank_and_world, sum_float, sum_hook
 from fcn_ref.train.data import DataSource
 from fcn_ref.train.lr_policy import LearningRate
 from fcn_ref.train.sgd import CaffeSGD
@@ -136,9 +136,7 @@ class Solver:
     def _iteration_loss(self, total: np.float32) -> float:
         """The mean of this iteration's pass losses, over every rank's passes."""
         if self.world > 1:
-            summed = torch.tensor([float(total)], dtype=torch.float64)
-            torch.distributed.all_reduce(summed)
-            total = np.float32(summed.item())
+            total = np.float32(sum_float(float(total)))
         return float(np.float32(total / np.float32(self.param.iter_size * self.world)))
 
     def test(self) -> dict[str, float]:
@@ -211,13 +209,23 @@ class Solver:
             "current_step": self.learning_rate.current_step,
             "recent_losses": list(self.recent_losses),
             "data": self.data.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            **self.rng_state(),
         }
+        if self.world > 1:  # every rank reads its own shard and draws its own dropout masks
+            state["ranks"] = gather_objects({"data": self.data.state_dict(), **self.rng_state()})
+        return state
+
+    def rng_state(self) -> dict[str, Tensor]:
+        """The generators the net draws from: torch's CPU one, and on CUDA the device's (Dropout)."""
+        state = {"torch_rng": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        if self.world > 1:  # every rank reads its own shard and draws its own dropout masks
-            state["ranks"] = gather_objects({"data": self.data.state_dict(), "torch_rng": torch.get_rng_state()})
         return state
+
+    def set_rng_state(self, state: dict) -> None:
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":  # a CPU run's state has none to give
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
     def snapshot(self) -> tuple[Path, Path]:
         if self.save_weights is None:
@@ -262,9 +270,7 @@ class Solver:
             raise CaffeFormatError("solver state was written by one process, not by torchrun", path=str(state_path))
         mine = ranks[self.rank] if ranks is not None else state
         self.data.load_state_dict(mine["data"])
-        torch.set_rng_state(mine["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.set_rng_state(mine)
 
 
 def _atomic_save(obj: object, out: Path) -> None:
