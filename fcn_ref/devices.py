@@ -16,8 +16,10 @@ class DeviceError(ValueError):
     """A ``--device`` that cannot be used here; its message is one line."""
 
 
-def pick_device(name: str | torch.device | None) -> torch.device:
-    """``name`` (default cpu) as a device this machine has; CUDA with TF32 off."""
+def pick_device(name: str | torch.device | None, *, deterministic: bool = False) -> torch.device:
+    """``name`` (default cpu) as a device this machine has; CUDA with TF32 off and, if
+    ``deterministic`` (training: a resumed run must repeat the straight one bit for bit), with
+    cuDNN's deterministic algorithms only (some backward convolutions otherwise sum in any order)."""
     text = str(name) if name is not None else "cpu"
     try:
         device = torch.device(text)
@@ -34,4 +36,7 @@ def pick_device(name: str | torch.device | None) -> torch.device:
             raise DeviceError(f"--device {text}: this machine has {count} CUDA device(s)")
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        if deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
     return device

@@ -64,7 +64,7 @@ def build_solver(solver_file: str, *, weights: str | None = None, device: str | 
     param = read_solver(solver_file)
     seed = param.random_seed if param.random_seed >= 0 else int.from_bytes(os.urandom(4), "little")
     torch.manual_seed(seed)
-    dev = pick_device(device)
+    dev = pick_device(device, deterministic=True)
     rank, world = init_from_env(dev)
     if world > 1 and dev.type == "cuda":  # init_from_env made it the current device
         dev = torch.device("cuda", torch.cuda.current_device())

@@ -38,6 +38,9 @@ class DataSource(Protocol):
     def load_state_dict(self, state: dict) -> None:
         ...
 
+    # Optional: ``skip(count)`` moves on ``count`` batches without reading them (ShardedSource uses
+    # it to pass the other ranks' batches; without it they are read and dropped).
+
 
 class HDF5Source:
     """Caffe's HDF5Data layer (``hdf5_data_layer.cpp``): the files listed in ``source`` (whitespace
@@ -160,6 +163,10 @@ class ShardedSource:
         self._started = False
 
     def _skip(self, count: int) -> None:
+        skip = getattr(self.source, "skip", None)  # a source that can move on without loading
+        if skip is not None:
+            skip(count)
+            return
         for _ in range(count):
             self.source.next_batch()
 

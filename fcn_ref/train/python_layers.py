@@ -147,13 +147,21 @@ class PlanSource:
     def peek_shapes(self) -> dict[str, tuple[int, ...]]:
         return {top: tuple(t.shape) for top, t in self._load().items()}
 
-    def next_batch(self) -> dict[str, Tensor]:
-        batch = self._load()
+    def _advance(self) -> None:
         if self.plan.randomize:
             self.index = self.rng.randint(0, len(self.plan.ids) - 1)
         else:
             self.index = (self.index + 1) % len(self.plan.ids)
+
+    def next_batch(self) -> dict[str, Tensor]:
+        batch = self._load()
+        self._advance()
         return batch
+
+    def skip(self, count: int) -> None:
+        """Move on ``count`` images without reading them (the other ranks' images under DDP)."""
+        for _ in range(count):
+            self._advance()
 
     def state_dict(self) -> dict:
         return {"index": self.index, "rng": self.rng.getstate()}

@@ -101,7 +101,7 @@ def run_recipe(name: str, *, vgg16: str | None, sbd_root: str, voc_root: str, ou
                widths: tuple[int, ...] | None = None, test_split: str = "seg11valid",
                loss_sampling: float = 1.0, progress: bool = True) -> list[Solver]:
     """Every stage of recipe ``name``; returns their solvers (the last one's ``net.model`` is the result)."""
-    dev = pick_device(device)  # before anything is written
+    dev = pick_device(device, deterministic=True)  # before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     solvers: list[Solver] = []

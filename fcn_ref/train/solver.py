@@ -92,6 +92,8 @@ class Solver:
     def __post_init__(self) -> None:
         p = self.param
         self.device = torch.device(self.device)
+        if self.device.type == "cuda" and self.device.index is None:  # DDP and the RNG state name the GPU
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.net.to(self.device).train()
         if self.loss_weights is None:
             self.loss_weights = dict(getattr(self.net, "loss_weights", {}))

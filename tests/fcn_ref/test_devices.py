@@ -37,12 +37,17 @@ def test_unusable_devices_are_one_line(monkeypatch, name, setup, message):
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
-def test_cuda_switches_tf32_off(monkeypatch):
+def test_cuda_switches_tf32_off_and_training_asks_for_deterministic_cudnn(monkeypatch):
     one_gpu(monkeypatch)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)  # restored after the test
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
     assert pick_device("cuda:0") == torch.device("cuda", 0)
     assert torch.backends.cuda.matmul.allow_tf32 is False and torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cudnn.deterministic is False  # only training asks for it
+    assert pick_device("cuda", deterministic=True) == torch.device("cuda")
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
 
 
 def test_evaluate_without_cuda_is_one_line(monkeypatch, tmp_path, capsys):

@@ -18,9 +18,10 @@ from PIL import Image
 import convert
 from convert.errors import CaffeFormatError
 from fcn_ref.train.cli import main
-from fcn_ref.train.data import source_for_layer
+from fcn_ref.train.data import ShardedSource, source_for_layer
 from test_train_python_layers import python_layer
 from train_helpers import inside
+from voc.other_datasets import SIFTFlowSegmentation
 from voc.synthetic import make_context_folder, make_nyud_folder, make_siftflow_folder
 
 SUB = "spatial_envelope_256x256_static_8outdoorcategories"
@@ -289,3 +290,21 @@ def test_a_train_net_with_the_layer_trains_two_iterations(tmp_path, dataset):
     assert state["data"]["sources"][0]["index"] == reference_indices(count, 1337, 3, True)[2]
     net = convert.load(tmp_path / "snap_iter_2.pth")
     assert any(k.startswith("score") for k in net.state_dict())
+
+
+def test_ranks_share_the_reference_order_and_read_only_their_own_images(siftflow, monkeypatch):
+    """Under DDP rank r of w takes picks r, r + w, ... of the reference's order, and passes the others
+    without reading their files."""
+    layer = python_layer("siftflow_layers", "SIFTFlowSegDataLayer",
+                         {"siftflow_dir": str(siftflow), "split": "trainval", "seed": 7}, ("data", "sem", "geo"))
+    order = reference_indices(len(SIFTFLOW_IDS), 7, 12, True)
+    reads: list[str] = []
+    original = SIFTFlowSegmentation.load_image
+    monkeypatch.setattr(SIFTFlowSegmentation, "load_image", lambda self, i: reads.append(i) or original(self, i))
+    tops = {"data": "data", "sem": "sem", "geo": "geo"}
+    for rank in (0, 1, 2):
+        reads.clear()
+        source = ShardedSource(source_for_layer(layer), rank, 3)
+        for index in order[rank::3]:
+            assert_batch(source.next_batch(), reference_siftflow(siftflow, SIFTFLOW_IDS[index]), tops)
+        assert reads == [SIFTFLOW_IDS[i] for i in order[rank::3]]
