@@ -10,10 +10,14 @@ Order, as in the reference: a split whose name has no ``train`` is read in list 
 wrap-around; otherwise (``randomize``, default True) each image is ``random.randint(0, n - 1)``
 from Python's ``random`` seeded with ``seed``, drawn after each forward. We draw from our own
 ``random.Random(seed)``, which gives the very sequence the reference layer draws, so a seeded
-run reads the images Caffe's run read, in the same order.
+run reads the images Caffe's run read, in the same order. (The reference's generator is the global
+one: two randomized layers in one process would share it there; here each has its own. The zoo's
+nets have one.)
 
 Inputs: RGB -> BGR, minus the mean (float32 image minus float64 mean, stored float32, as the
-reference's in-place ``in_ -= self.mean``), channels first. Labels: uint8 values as float32.
+reference's in-place ``in_ -= self.mean``; for the layers with a float32 mean the float64
+difference is exact before its one rounding, so it equals their float32 subtraction), channels
+first. Labels: uint8 values as float32.
 
 Per layer, as its reference file has it: VOC and SBDD take ``mean`` from param_str; SIFT Flow
 writes three tops (data, semantic, geometric labels), NYUD the tops its ``tops`` list names, in
