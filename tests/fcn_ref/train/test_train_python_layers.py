@@ -14,24 +14,13 @@ import torch
 from PIL import Image
 
 from convert.errors import CaffeFormatError
-from convert.net import Layer
-from convert.schema import LayerParameter
 from fcn_ref.train.cli import main
 from fcn_ref.train.data import source_for_layer
 from fcn_ref.train.loss_sampling import LossSampling
-from train_helpers import inside
+from train_helpers import inside, python_layer
 from voc.synthetic import make_sbd_folder, make_voc_folder
 
 MEAN = (104.00699, 116.66877, 122.67892)
-
-
-def python_layer(module: str, cls: str, params: dict, tops=("data", "label")) -> Layer:
-    param = LayerParameter()
-    param.name, param.type = "data", "Python"
-    param.top.extend(tops)
-    param.python_param.module, param.python_param.layer = module, cls
-    param.python_param.param_str = repr(params)
-    return Layer(param)
 
 
 def reference_image(path) -> np.ndarray:

@@ -19,8 +19,7 @@ import convert
 from convert.errors import CaffeFormatError
 from fcn_ref.train.cli import main
 from fcn_ref.train.data import ShardedSource, source_for_layer
-from test_train_python_layers import python_layer
-from train_helpers import inside
+from train_helpers import inside, python_layer
 from voc.other_datasets import SIFTFlowSegmentation
 from voc.synthetic import make_context_folder, make_nyud_folder, make_siftflow_folder
 

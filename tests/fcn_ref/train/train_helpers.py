@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from convert.net import Layer
+from convert.schema import LayerParameter
 from fcn_ref.train.solver import SolverEvents
 
 UPDATE_RTOL = 1e-4
@@ -33,6 +35,16 @@ def inside(folder: Path, threads: int = 1):
     finally:
         os.chdir(old_cwd)
         torch.set_num_threads(old_threads)
+
+
+def python_layer(module: str, cls: str, params: dict, tops=("data", "label")) -> Layer:
+    """A ``type: "Python"`` data layer as the reference's net.py writes it (``param_str`` = repr of a dict)."""
+    param = LayerParameter()
+    param.name, param.type = "data", "Python"
+    param.top.extend(tops)
+    param.python_param.module, param.python_param.layer = module, cls
+    param.python_param.param_str = repr(params)
+    return Layer(param)
 
 
 def update_mismatch(ours: np.ndarray, init: np.ndarray, final: np.ndarray, iters: int) -> tuple[float, bool]:
