@@ -307,3 +307,23 @@ def test_ranks_share_the_reference_order_and_read_only_their_own_images(siftflow
         for index in order[rank::3]:
             assert_batch(source.next_batch(), reference_siftflow(siftflow, SIFTFLOW_IDS[index]), tops)
         assert reads == [SIFTFLOW_IDS[i] for i in order[rank::3]]
+
+
+def test_a_rank_resumes_its_shard_from_a_saved_solver_state(nyud, tmp_path):
+    """Rank 1 of 2 over a randomized layer: its state through torch.save and a weights-only load
+    (as ``--resume`` reads it), into a freshly built source, continues the rank's own picks."""
+    layer = python_layer("nyud_layers", "NYUDSegDataLayer", {"nyud_dir": str(nyud), "split": "trainval",
+                                                             "tops": ["color", "label"], "seed": 11})
+    straight = ShardedSource(source_for_layer(layer), 1, 2)
+    straight.peek_shapes()
+    for _ in range(3):
+        straight.next_batch()
+    torch.save({"data": straight.state_dict()}, tmp_path / "state")
+    resumed = ShardedSource(source_for_layer(layer), 1, 2)
+    resumed.peek_shapes()  # as build_net does before --resume
+    resumed.load_state_dict(torch.load(tmp_path / "state", weights_only=True)["data"])
+    picks = reference_indices(len(NYUD_IDS), 11, 12, True)[1::2][3:]
+    for index in picks:
+        batch = resumed.next_batch()
+        assert torch.equal(batch["data"], straight.next_batch()["data"])
+        assert_batch(batch, reference_nyud(nyud, NYUD_IDS[index]), {"data": "color", "label": "label"})
