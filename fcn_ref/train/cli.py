@@ -93,7 +93,7 @@ def build_solver(solver_file: str, *, weights: str | None = None, device: str | 
 
 def train_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m fcn_ref.train",
-                                     description="Train a Caffe solver file's net exactly as Caffe's SGD would.")
+                                     description="Train a Caffe solver file's net exactly as Caffe's solver would.")
     parser.add_argument("solver", help="Caffe solver prototxt (paths in it: relative to the working directory)")
     parser.add_argument("--weights", help="initial weights by layer name: .caffemodel, .caffemodel.h5 or .pth")
     parser.add_argument("--resume", help="a .solverstate written by a snapshot: continue exactly from it")

@@ -2,8 +2,8 @@
 
 Paths inside the file (``net``, ``train_net``, ``test_net``, ``snapshot_prefix``, and the sources
 the nets' data layers name) are used as Caffe uses them: relative to the process's working
-directory, not to the solver file. Only Caffe's SGD is implemented; any other solver type is a
-one-line error.
+directory, not to the solver file. Every BVLC solver type is implemented (``update_rules``); an
+unknown one, and what Caffe's solver constructors refuse, are one-line errors.
 """
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from convert.schema import NetParameter, SolverParameter
 
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 SOLVER_TYPE_NAMES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
+# What each solver type's constructor CHECKs (include/caffe/sgd_solvers.hpp): (test, message).
+SOLVER_TYPE_CHECKS = {
+    "AdaGrad": [(lambda p: p.momentum == 0, "momentum cannot be used with AdaGrad")],
+    "RMSProp": [(lambda p: p.momentum == 0, "momentum cannot be used with RMSProp"),
+                (lambda p: 0 <= p.rms_decay < 1, "rms_decay should lie between 0 and 1")],
+}
 
 
 @dataclass
@@ -50,7 +56,8 @@ def read_solver(path: str | os.PathLike) -> SolverParameter:
 
 
 def solver_type(param: SolverParameter) -> str:
-    """The solver type as Caffe resolves it: ``type``, or the legacy ``solver_type`` enum."""
+    """The solver type as Caffe resolves it: ``type``, or the legacy ``solver_type`` enum
+    (``upgrade_proto.cpp``'s ``UpgradeSolverType``; ``check`` refuses both at once, as Caffe does)."""
     if param.HasField("type"):
         return param.type
     return SOLVER_TYPE_NAMES[param.solver_type]
@@ -58,9 +65,16 @@ def solver_type(param: SolverParameter) -> str:
 
 def check(param: SolverParameter, origin: str) -> None:
     """Refuse what Caffe would refuse, and what we do not implement, in one line each."""
+    if param.HasField("type") and param.HasField("solver_type"):
+        raise CaffeFormatError("give the solver type once: the legacy solver_type enum and type cannot both be set",
+                               path=origin)
     kind = solver_type(param)
-    if kind != "SGD":
-        raise CaffeFormatError(f"solver type {kind} is not supported (only Caffe's SGD is)", path=origin)
+    if kind not in SOLVER_TYPE_NAMES.values():
+        raise CaffeFormatError(f"unknown solver type '{kind}' (known: {', '.join(SOLVER_TYPE_NAMES.values())})",
+                               path=origin)
+    for test, message in SOLVER_TYPE_CHECKS.get(kind, []):
+        if not test(param):
+            raise CaffeFormatError(message, path=origin)
     if not param.HasField("base_lr"):
         raise CaffeFormatError("base_lr is not set", path=origin)
     if param.lr_policy not in LR_POLICIES:

@@ -67,9 +67,13 @@ class CaffeSGD:
             if decay:
                 g = g + decay * (param if self.regularization == "L2" else torch.sign(param))
             local_rate = _f(_f(rate) * _f(spec.lr_mult))
-            history = self.history[name]
-            history.mul_(self.momentum).add_(g, alpha=local_rate)  # Caffe's axpby
-            param.sub_(history)
+            param.sub_(self.update_value(name, g, local_rate))
+
+    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
+        """What ``w -=`` subtracts, from the regularized gradient (Caffe's ``ComputeUpdateValue``,
+        the one step the solver types differ in: see ``update_rules``): here the momentum history."""
+        history = self.history[name]
+        return history.mul_(self.momentum).add_(g, alpha=local_rate)  # Caffe's axpby
 
     def state_dict(self) -> dict[str, Tensor]:
         return {name: h.detach().cpu().clone() for name, h in self.history.items()}

@@ -4,13 +4,15 @@ The module is called with a batch's blobs by name and returns a dict of blobs; t
 the sum of ``weight * blob.sum()`` over ``loss_weights`` (Caffe's loss tops). One iteration, as in
 Caffe: clear the gradients; score the test hooks when ``test_interval`` says so; run
 ``iter_size`` forward/backward passes; report the mean of their losses (smoothed over
-``average_loss`` iterations for display); update with Caffe's SGD at the rate for this iteration;
+``average_loss`` iterations for display); update at the rate for this iteration with the rule of
+the solver's type (``update_rules``: SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam);
 count the iteration; snapshot every ``snapshot`` iterations. ``solve`` runs to ``max_iter``, then
 snapshots (unless ``snapshot_after_train: false`` or one was just written) and scores once more.
 
 Snapshots are ``<prefix>_iter_<N>.pth`` (written by ``save_weights``) and
-``<prefix>_iter_<N>.solverstate`` beside it: iteration, momentum history, lr policy step, loss
-window, data position and RNG states, so ``restore`` continues exactly where the run stopped.
+``<prefix>_iter_<N>.solverstate`` beside it: iteration, solver type, the update rule's histories,
+lr policy step, loss window, data position and RNG states, so ``restore`` continues exactly where
+the run stopped.
 
 Under ``torchrun`` (a process group is initialized) the net is wrapped in DistributedDataParallel
 and the data source is expected to be sharded by rank (``ShardedSource``): gradients are summed
@@ -38,9 +40,10 @@ from torch import Tensor, nn
 from convert.errors import CaffeFormatError
 from convert.train_net import ParamSpec
 from fcn_ref.distributed import gather_objects, rank_and_world, sum_float, sum_hook
+from fcn_ref.train.config import solver_type
 from fcn_ref.train.data import DataSource
 from fcn_ref.train.lr_policy import LearningRate
-from fcn_ref.train.sgd import CaffeSGD
+from fcn_ref.train.update_rules import update_rule
 
 STATE_FORMAT = "fcn-ref-solverstate/1"
 Tester = Callable[["Solver"], dict[str, float]]
@@ -71,7 +74,7 @@ class SolverEvents:
 
 @dataclass
 class Solver:
-    """Train ``net`` on ``data`` as Caffe's SGDSolver does with ``param`` (a SolverParameter).
+    """Train ``net`` on ``data`` as Caffe's solver of ``param``'s type does (``param``: a SolverParameter).
 
     ``specs``: lr/decay multipliers by parameter name (missing: 1/1). ``loss_weights``: the tops
     the objective sums (default: the net's own ``loss_weights``). ``save_weights(path)`` writes the
@@ -102,11 +105,11 @@ class Solver:
         self.iteration = 0
         self.learning_rate = LearningRate(p)
         self.rank, self.world = rank_and_world()
-        self.sgd = CaffeSGD(self.net.named_parameters(), self.specs, momentum=p.momentum,
+        self.sgd = update_rule(p)(self.net.named_parameters(), self.specs, momentum=p.momentum,
                             weight_decay=p.weight_decay, regularization=p.regularization_type,
                             clip_gradients=p.clip_gradients, iter_size=p.iter_size * self.world)
         self.runner: nn.Module = self.net
-        if self.world > 1:  # after CaffeSGD: frozen blobs must already have requires_grad False
+        if self.world > 1:  # after the update rule: frozen blobs must already have requires_grad False
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -207,6 +210,7 @@ class Solver:
             "format": STATE_FORMAT,
             "iteration": self.iteration,
             "learned_net": weights_file,
+            "solver_type": solver_type(self.param),
             "history": self.sgd.state_dict(),
             "current_step": self.learning_rate.current_step,
             "recent_losses": list(self.recent_losses),
@@ -253,6 +257,10 @@ class Solver:
             raise CaffeFormatError(f"not a solver state: {e}".splitlines()[0], path=str(state_path)) from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise CaffeFormatError(f"not a solver state (format is not {STATE_FORMAT})", path=str(state_path))
+        written_by = state.get("solver_type", "SGD")
+        if written_by != solver_type(self.param):
+            raise CaffeFormatError(f"solver state was written by {_article(written_by)} solver, not by "
+                                   f"{_article(solver_type(self.param))} one", path=str(state_path))
         weights = load_weights(state_path.parent / state["learned_net"])
         with torch.no_grad():
             for name, param in self.net.named_parameters():
@@ -273,6 +281,10 @@ class Solver:
         mine = ranks[self.rank] if ranks is not None else state
         self.data.load_state_dict(mine["data"])
         self.set_rng_state(mine)
+
+
+def _article(word: str) -> str:
+    return f"{'an' if word[0] in 'AEIOU' else 'a'} {word}"
 
 
 def _atomic_save(obj: object, out: Path) -> None:

@@ -110,8 +110,8 @@ def test_snapshot_loads_with_convert_and_fcn_ref(run_dir):
 
 
 @pytest.mark.parametrize("solver, message", [
-    ('train_net: "nets/train.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\ntype: "Adam"\n',
-     "solver type Adam is not supported"),
+    ('train_net: "nets/train.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\ntype: "Adamax"\n',
+     "unknown solver type 'Adamax'"),
     ('train_net: "nets/missing.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\n', "does not exist"),
     ('train_net: "nets/train.prototxt"\nbase_lr: 0.1\nlr_policy: "cosine"\n', "unknown lr_policy 'cosine'"),
     ('train_net: "nets/train.prototxt"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 2\nbogus: 1\n', "syntax error"),

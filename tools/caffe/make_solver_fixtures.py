@@ -1,0 +1,137 @@
+"""Regenerate tests/fixtures/train-solvers/<case>/ with real Caffe's other solver types (tools/caffe/python3 only).
+
+    tools/caffe/python3 tools/caffe/make_solver_fixtures.py [--only NAME ...] [--out DIR]
+
+Nesterov, AdaGrad, RMSProp, AdaDelta and Adam train train_cases.py's tiny net (conv, ReLU, ceil
+max pool, 1x1 score, learned grouped deconvolution with bias, crop, SoftmaxWithLoss) on odd-sized
+HDF5 inputs for 20 iterations. Everything else is make_train_fixtures.py's (same files, same
+meta.json, same checks), run with the solver the file's type names: make_train_fixtures builds
+``caffe.SGDSolver(file)``, which runs SGD whatever the file says, so within ``solver_by_type``
+that name builds ``caffe.get_solver(file)`` (the registry's solver for ``type``, after Caffe's
+upgrade of the legacy ``solver_type`` enum).
+
+A legacy case is first trained with ``type`` and then again from a solver.prototxt that spells the
+type with the ``solver_type`` enum instead; Caffe must write byte-identical init.caffemodel,
+final.caffemodel and losses.npy both times (the folder keeps the legacy spelling).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import caffe  # noqa: E402
+import numpy as np  # noqa: E402
+
+import make_train_fixtures as mtf  # noqa: E402
+from train_cases import TINY_DATA, TrainCase, tiny_net  # noqa: E402
+
+GENERATOR = "tools/caffe/make_solver_fixtures.py"
+FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures", "train-solvers"))
+TINY = ("the tiny net (conv 3x3, ReLU, ceil max pool, 1x1 score, learned grouped deconv 4/2 with bias, crop, "
+        "SoftmaxWithLoss VALID)")
+
+# case -> (solver fields besides make_train_fixtures' defaults, what it shows). Rates give
+# updates of a few percent of the weights over 20 iterations; delta, rms_decay and momentum2 are
+# Caffe's defaults where a case does not set them.
+CASES = {
+    "nesterov": (dict(type="Nesterov", base_lr=0.1, momentum=0.9, weight_decay=5e-4, lr_policy="fixed"),
+                 "Nesterov momentum 0.9"),
+    "adagrad": (dict(type="AdaGrad", base_lr=0.05, momentum=0.0, weight_decay=5e-4, lr_policy="fixed"),
+                "AdaGrad, default delta (1e-8)"),
+    "rmsprop": (dict(type="RMSProp", base_lr=0.005, momentum=0.0, weight_decay=5e-4, rms_decay=0.9, delta=1e-6,
+                     lr_policy="inv", gamma=0.1, power=0.75), "RMSProp rms_decay 0.9, delta 1e-6, lr_policy inv"),
+    "adadelta": (dict(type="AdaDelta", base_lr=1.0, momentum=0.95, weight_decay=5e-4, delta=1e-6, lr_policy="fixed"),
+                 "AdaDelta momentum 0.95, delta 1e-6, base_lr 1"),
+    "adam": (dict(type="Adam", base_lr=0.01, momentum=0.9, weight_decay=5e-4, lr_policy="fixed"),
+             "Adam beta1 0.9, default beta2 (momentum2 0.999) and eps (delta 1e-8)"),
+    "adam-step-iter-size": (dict(type="Adam", base_lr=0.02, momentum=0.8, momentum2=0.99, delta=1e-4,
+                                 weight_decay=5e-3, iter_size=2, lr_policy="step", gamma=0.5, stepsize=6),
+                            "Adam beta1 0.8, beta2 0.99, eps 1e-4, weight decay 5e-3, iter_size 2, lr_policy step "
+                            "(gamma 0.5 every 6)"),
+    "adadelta-legacy-enum": (dict(type="AdaDelta", base_lr=0.5, momentum=0.9, delta=1e-5, weight_decay=1e-3,
+                                  regularization_type="L1", lr_policy="poly", power=1.5),
+                             "AdaDelta spelled with the legacy enum (solver_type: ADADELTA), L1 weight decay 1e-3, "
+                             "lr_policy poly"),
+}
+LEGACY_ENUM = {"adadelta-legacy-enum": "ADADELTA"}
+COMPARED = ("init.caffemodel", "final.caffemodel", "losses.npy")
+
+
+def cases() -> list[TrainCase]:
+    return [TrainCase(name, f"{what} on {TINY}.", tiny_net(name), solver, TINY_DATA)
+            for name, (solver, what) in CASES.items()]
+
+
+@contextlib.contextmanager
+def solver_by_type():
+    """Within the block ``caffe.SGDSolver(file)`` builds the solver the file's type names."""
+    saved = caffe.SGDSolver
+    caffe.SGDSolver = caffe.get_solver
+    try:
+        yield
+    finally:
+        caffe.SGDSolver = saved
+
+
+def respell_legacy(case: TrainCase, out: str, enum: str) -> None:
+    """Rewrite solver.prototxt with ``solver_type: <enum>`` for ``type``, train again in Caffe and
+    require the same bytes as the run with ``type``."""
+    path = os.path.join(out, "solver.prototxt")
+    with open(path) as f:
+        text = f.read()
+    modern = f'type: "{case.solver["type"]}"\n'
+    assert text.count(modern) == 1, text
+    with open(path, "w") as f:
+        f.write(text.replace(modern, f"solver_type: {enum}\n"))
+    before = {}
+    for name in COMPARED:
+        with open(os.path.join(out, name), "rb") as f:
+            before[name] = f.read()
+    cwd = os.getcwd()
+    os.chdir(out)
+    try:
+        mtf.run(case, out)
+    finally:
+        os.chdir(cwd)
+    for name in COMPARED:
+        with open(os.path.join(out, name), "rb") as f:
+            assert f.read() == before[name], (case.name, name, "the legacy enum trained differently")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="case names to regenerate (default: all)")
+    parser.add_argument("--out", default=FIXTURES)
+    args = parser.parse_args(argv)
+    caffe.set_mode_cpu()
+    chosen = cases()
+    if args.only:
+        unknown = set(args.only) - set(CASES)
+        if unknown:
+            parser.error(f"unknown cases: {sorted(unknown)}")
+        chosen = [c for c in chosen if c.name in args.only]
+    args.out = os.path.abspath(args.out)
+    os.makedirs(args.out, exist_ok=True)
+    with solver_by_type():
+        for case in chosen:
+            meta = mtf.generate(case, args.out)
+            folder = os.path.join(args.out, case.name)
+            if case.name in LEGACY_ENUM:
+                respell_legacy(case, folder, LEGACY_ENUM[case.name])
+            meta["generator"] = GENERATOR
+            meta["solver_type"] = case.solver["type"]
+            mtf.write_json(os.path.join(folder, "meta.json"), meta)
+            losses = np.load(os.path.join(args.out, case.name, "losses.npy"))
+            ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
+            print(f"{case.name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
+                  f"max {max(ratios):.3g}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
