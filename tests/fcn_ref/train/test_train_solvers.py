@@ -52,17 +52,21 @@ def _copy(case: str, tmp_path: Path) -> tuple[Path, dict]:
     return work, json.loads((work / "meta.json").read_text())
 
 
-def _train(work: Path, edit=None, iterations: int | None = None):
-    """Our run of the case's solver file from init.caffemodel; ``edit(param)`` changes the
-    SolverParameter first (as text: what a user would write)."""
+def _train(work: Path, edit=None, iterations: int | None = None, resume: str | None = None):
+    """Our run of the case's solver file from init.caffemodel (or from the solver state ``resume``)
+    to max_iter; ``edit(text)`` rewrites the solver file first, as a user would."""
     with inside(work):
         if edit is not None:
-            text = (work / "solver.prototxt").read_text()
-            (work / "solver.prototxt").write_text(edit(text))
+            (work / "solver.prototxt").write_text(edit((work / "solver.prototxt").read_text()))
         recorder = LossRecorder()
         solver = build_solver("solver.prototxt", weights="init.caffemodel", progress=False, log="train.jsonl")
-        solver.events = recorder
-        solver.step(solver.param.max_iter if iterations is None else iterations)
+        progress, solver.events = solver.events, recorder
+        try:
+            if resume is not None:
+                solver.restore(resume, load_weights)
+            solver.step((solver.param.max_iter - solver.iteration) if iterations is None else iterations)
+        finally:
+            progress.close(solver)  # the log file
     return solver, recorder.losses
 
 
@@ -82,6 +86,17 @@ def test_solver_type_matches_caffe(case, tmp_path):
     assert solver_type(solver.param) == meta["solver_type"]
     state = _state(solver)
     _check(work, meta, losses, state, _no_fallback(state))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_skipped_update_fails_the_comparison(case):
+    """The initial weights in place of ours miss Caffe's update on every learned blob."""
+    folder = CASES_DIR / case
+    meta = json.loads((folder / "meta.json").read_text())
+    init, final = read_layer_blobs(folder / "init.caffemodel"), read_layer_blobs(folder / "final.caffemodel")
+    verdicts = [update_mismatch(init[layer][i], init[layer][i], blob, meta["iters"])[1]
+                for layer, blobs in final.items() for i, blob in enumerate(blobs)]
+    assert verdicts and not any(verdicts)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -110,12 +125,9 @@ def test_resume_continues_bit_for_bit(case, tmp_path):
     """20 iterations straight == 10, snapshot, restore into a fresh solver, 10 more."""
     work, _ = _copy(case, tmp_path)
     with_snapshots = lambda text: text.replace("snapshot: 0", "snapshot: 10") + 'snapshot_prefix: "snap"\n'
-    straight, _ = _train(work, with_snapshots)
-    with inside(work):
-        resumed = build_solver("solver.prototxt", weights="init.caffemodel", progress=False, log="resumed.jsonl")
-        resumed.restore("snap_iter_10.solverstate", load_weights)
-        resumed.step(10)
-    assert resumed.iteration == straight.iteration == 20
+    straight, losses = _train(work, with_snapshots)
+    resumed, resumed_losses = _train(work, resume="snap_iter_10.solverstate")
+    assert resumed.iteration == straight.iteration == 20 and resumed_losses == losses[10:]
     ours, theirs = resumed.net.state_dict(), straight.net.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     after_10 = torch.load(work / "snap_iter_10.solverstate", weights_only=True)["history"]
@@ -244,9 +256,6 @@ def test_resume_with_another_solver_type_is_refused(tmp_path):
     work, _ = _copy("adam", tmp_path)
     _train(work, lambda text: text.replace("snapshot: 0", "snapshot: 2") + 'snapshot_prefix: "snap"\n', 2)
     (work / "solver.prototxt").write_text((work / "solver.prototxt").read_text().replace('"Adam"', '"AdaDelta"'))
-    with inside(work):
-        solver = build_solver("solver.prototxt", weights="init.caffemodel", progress=False, log="x.jsonl")
-        before = {k: v.clone() for k, v in solver.net.state_dict().items()}
-        with pytest.raises(CaffeFormatError, match="written by an Adam solver, not by an AdaDelta one"):
-            solver.restore("snap_iter_2.solverstate", load_weights)
-    assert all(torch.equal(before[k], v) for k, v in solver.net.state_dict().items())
+    with pytest.raises(CaffeFormatError, match="snap_iter_2.solverstate: solver state was written by an Adam "
+                                               "solver, not by an AdaDelta one"):
+        _train(work, resume="snap_iter_2.solverstate")
