@@ -1,6 +1,7 @@
 """DDP under torchrun: 2 gloo ranks with iter_size 1 equal 1 process with iter_size 2 (rel 1e-6 over
 10 iterations), each rank reading its own images; and 5 + ``--resume`` + 5 under torchrun equals the
-straight 10, bit for bit. torchrun is started as a subprocess on loopback."""
+straight 10, bit for bit. torchrun is started as a subprocess on loopback. Caffe's SGD in the
+default run; Adam (the rule with the most state: two moments and its step count) in the slow tier."""
 from __future__ import annotations
 
 import json
@@ -26,6 +27,7 @@ base_lr: 0.001
 lr_policy: "step"
 gamma: 0.5
 stepsize: 4
+type: "{solver_type}"
 momentum: 0.9
 weight_decay: 0.0005
 iter_size: {iter_size}
@@ -45,8 +47,8 @@ def torchrun(folder, *args: str) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=["SGD", pytest.param("Adam", marks=pytest.mark.slow)])
+def run_dir(tmp_path_factory, request):
     """One process with iter_size 2 and 2 ranks with iter_size 1, 10 iterations each (shared: each
     torchrun costs seconds)."""
     tmp_path = tmp_path_factory.mktemp("ddp")
@@ -58,8 +60,8 @@ def run_dir(tmp_path_factory):
         labels[:, :, :2] = 255
         f["label"] = labels
     (tmp_path / "list.txt").write_text("data.h5\n")
-    (tmp_path / "one.prototxt").write_text(SOLVER.format(iter_size=2, prefix="one"))
-    (tmp_path / "ddp.prototxt").write_text(SOLVER.format(iter_size=1, prefix="ddp"))
+    (tmp_path / "one.prototxt").write_text(SOLVER.format(iter_size=2, prefix="one", solver_type=request.param))
+    (tmp_path / "ddp.prototxt").write_text(SOLVER.format(iter_size=1, prefix="ddp", solver_type=request.param))
     with inside(tmp_path):
         assert main(["one.prototxt", "--no-progress"]) == 0
     torchrun(tmp_path, "ddp.prototxt")
