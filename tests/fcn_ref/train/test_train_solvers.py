@@ -24,7 +24,6 @@ from torch import nn
 
 from conftest import FIXTURES
 from convert.errors import CaffeFormatError
-from convert.train_net import ParamSpec
 from fcn_ref.train import parse_solver_text
 from fcn_ref.train.caffe_net import load_weights, read_layer_blobs
 from fcn_ref.train.cli import build_solver, main
@@ -103,8 +102,6 @@ def test_a_skipped_update_fails_the_comparison(case):
 def test_another_rule_fails_the_comparison(case, tmp_path):
     """The same run with another solver type misses Caffe's updates: the comparison is not vacuous."""
     work, meta = _copy(case, tmp_path)
-    kind = meta["solver_type"]
-
     other = OTHER[meta["solver_type"]]
     momentum = "0" if other in ("AdaGrad", "RMSProp") else "0.9"  # what Caffe allows for the other type
 
