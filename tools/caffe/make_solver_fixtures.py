@@ -1,6 +1,6 @@
 """Regenerate tests/fixtures/train-solvers/<case>/ with real Caffe's other solver types (tools/caffe/python3 only).
 
-    tools/caffe/python3 tools/caffe/make_solver_fixtures.py [--only NAME ...] [--out DIR]
+    tools/caffe/python3 tools/caffe/make_solver_fixtures.py [--only NAME ...] [--out DIR] [--draw N]
 
 Nesterov, AdaGrad, RMSProp, AdaDelta and Adam train train_cases.py's tiny net (conv, ReLU, ceil
 max pool, 1x1 score, learned grouped deconvolution with bias, crop, SoftmaxWithLoss) on odd-sized
@@ -13,6 +13,9 @@ upgrade of the legacy ``solver_type`` enum).
 A legacy case is first trained with ``type`` and then again from a solver.prototxt that spells the
 type with the ``solver_type`` enum instead; Caffe must write byte-identical init.caffemodel,
 final.caffemodel and losses.npy both times (the folder keeps the legacy spelling).
+
+``--draw N`` (N > 0) names every case ``<case>-drawN``: the seeds come from the name, so the inputs,
+Caffe's filler draws and random_seed are new while the recipes stay (the oracle tier's fresh cases).
 """
 from __future__ import annotations
 
@@ -35,8 +38,8 @@ FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures", 
 TINY = ("the tiny net (conv 3x3, ReLU, ceil max pool, 1x1 score, learned grouped deconv 4/2 with bias, crop, "
         "SoftmaxWithLoss VALID)")
 
-# case -> (solver fields besides make_train_fixtures' defaults, what it shows). Rates give
-# updates of a few percent of the weights over 20 iterations; delta, rms_decay and momentum2 are
+# case -> (solver fields besides make_train_fixtures' defaults, what it shows). The rates move
+# every blob by 3% of its weights or more over 20 iterations; delta, rms_decay and momentum2 are
 # Caffe's defaults where a case does not set them.
 CASES = {
     "nesterov": (dict(type="Nesterov", base_lr=0.1, momentum=0.9, weight_decay=5e-4, lr_policy="fixed"),
@@ -62,9 +65,14 @@ LEGACY_ENUM = {"adadelta-legacy-enum": "ADADELTA"}
 COMPARED = ("init.caffemodel", "final.caffemodel", "losses.npy")
 
 
-def cases() -> list[TrainCase]:
-    return [TrainCase(name, f"{what} on {TINY}.", tiny_net(name), solver, TINY_DATA)
-            for name, (solver, what) in CASES.items()]
+def cases(draw: int = 0) -> list[TrainCase]:
+    """The cases; ``draw`` > 0 renames them (new seeds, same recipes)."""
+    made = []
+    for base, (solver, what) in CASES.items():
+        name = f"{base}-draw{draw}" if draw else base
+        notes = {"legacy_enum": LEGACY_ENUM[base]} if base in LEGACY_ENUM else {}
+        made.append(TrainCase(name, f"{what} on {TINY}.", tiny_net(name), solver, TINY_DATA, notes=notes))
+    return made
 
 
 @contextlib.contextmanager
@@ -107,22 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="case names to regenerate (default: all)")
     parser.add_argument("--out", default=FIXTURES)
+    parser.add_argument("--draw", type=int, default=0, help="N > 0: fresh draws of every case, named <case>-drawN")
     args = parser.parse_args(argv)
     caffe.set_mode_cpu()
-    chosen = cases()
     if args.only:
         unknown = set(args.only) - set(CASES)
         if unknown:
             parser.error(f"unknown cases: {sorted(unknown)}")
-        chosen = [c for c in chosen if c.name in args.only]
+    chosen = [c for base, c in zip(CASES, cases(args.draw)) if not args.only or base in args.only]
     args.out = os.path.abspath(args.out)
     os.makedirs(args.out, exist_ok=True)
     with solver_by_type():
         for case in chosen:
             meta = mtf.generate(case, args.out)
             folder = os.path.join(args.out, case.name)
-            if case.name in LEGACY_ENUM:
-                respell_legacy(case, folder, LEGACY_ENUM[case.name])
+            if "legacy_enum" in case.notes:
+                respell_legacy(case, folder, case.notes["legacy_enum"])
             meta["generator"] = GENERATOR
             meta["solver_type"] = case.solver["type"]
             mtf.write_json(os.path.join(folder, "meta.json"), meta)

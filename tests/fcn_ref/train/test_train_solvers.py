@@ -9,12 +9,18 @@ rule in its place must fail that comparison (the fixtures tell the rules apart);
 snapshot + resume + 10 equal 20 straight bit for bit, every history set included; and each rule
 equals an independent float64 transcription of Caffe's ComputeUpdateValue to rel 1e-5 under a
 rate that changes at every step.
+
+Oracle tier (``-m oracle``): live Caffe trains fresh draws of every case (new inputs, filler draws
+and seeds; ``make_solver_fixtures.py --draw N``, N from FCN_ORACLE_SEED) and the same comparison
+must hold.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +28,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 from convert.errors import CaffeFormatError
 from fcn_ref.train import parse_solver_text
 from fcn_ref.train.caffe_net import load_weights, read_layer_blobs
@@ -85,6 +91,22 @@ def test_solver_type_matches_caffe(case, tmp_path):
     assert solver_type(solver.param) == meta["solver_type"]
     state = _state(solver)
     _check(work, meta, losses, state, _no_fallback(state))
+
+
+@pytest.mark.oracle
+def test_fresh_draws_match_live_caffe(live_caffe, tmp_path):
+    draw = int(os.environ.get("FCN_ORACLE_SEED", int(time.time()) % 100_000)) + 1
+    live_caffe(ROOT / "tools" / "caffe" / "make_solver_fixtures.py", "--out", tmp_path / "caffe", "--draw", draw)
+    fresh = sorted((tmp_path / "caffe").iterdir())
+    assert len(fresh) == len(CASES)
+    for folder in fresh:
+        meta = json.loads((folder / "meta.json").read_text())
+        solver, losses = _train(folder)
+        state = _state(solver)
+        try:
+            _check(folder, meta, losses, state, _no_fallback(state))
+        except AssertionError as e:
+            raise AssertionError(f"{folder.name} (FCN_ORACLE_SEED={draw - 1}): {e}") from None
 
 
 @pytest.mark.parametrize("case", CASES)
