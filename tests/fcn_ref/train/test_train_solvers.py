@@ -36,7 +36,7 @@ from fcn_ref.train.cli import build_solver, main
 from fcn_ref.train.config import SOLVER_TYPE_NAMES, solver_type
 from fcn_ref.train.update_rules import RULES, update_rule
 from test_train_step_equality import _blob_key, _check
-from train_helpers import LossRecorder, inside, update_mismatch
+from train_helpers import LossRecorder, flat_state, inside, update_mismatch
 
 CASES_DIR = FIXTURES / "train-solvers"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "meta.json").exists()) if CASES_DIR.is_dir() else []
@@ -150,16 +150,7 @@ def test_resume_continues_bit_for_bit(case, tmp_path):
     ours, theirs = resumed.net.state_dict(), straight.net.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     after_10 = torch.load(work / "snap_iter_10.solverstate", weights_only=True)["history"]
-    assert _flat(resumed.sgd.state_dict()) == _flat(straight.sgd.state_dict()) != _flat(after_10)
-
-
-def _flat(state, prefix: str = "") -> dict:
-    """A rule's state as {path: bytes or int}, for exact comparison of every history set."""
-    if isinstance(state, dict):
-        return {k: v for key, value in state.items() for k, v in _flat(value, f"{prefix}/{key}").items()}
-    if isinstance(state, torch.Tensor):
-        return {prefix: state.numpy().tobytes()}
-    return {prefix: state}
+    assert flat_state(resumed.sgd.state_dict()) == flat_state(straight.sgd.state_dict()) != flat_state(after_10)
 
 
 # ----------------------------------------------------------------------------- the rules, exactly

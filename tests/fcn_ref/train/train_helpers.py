@@ -89,3 +89,13 @@ layer {{ name: "crop" type: "Crop" bottom: "upscore" bottom: "data" top: "crop" 
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "crop" bottom: "label" top: "loss"
         loss_param {{ ignore_label: 255 normalize: false }} }}
 """
+
+
+def flat_state(state, prefix: str = "") -> dict:
+    """A solver state's nested dicts (an update rule's history sets, Adam's step counts) as
+    {path: bytes or value}: two are equal only if every tensor is bit-identical."""
+    if isinstance(state, dict):
+        return {k: v for key, value in state.items() for k, v in flat_state(value, f"{prefix}/{key}").items()}
+    if isinstance(state, torch.Tensor):
+        return {prefix: (state.dtype, tuple(state.shape), state.detach().cpu().numpy().tobytes())}
+    return {prefix: state}
