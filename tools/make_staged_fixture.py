@@ -1,7 +1,7 @@
 """Regenerate tests/fixtures/train/staged-synthetic/: FCN-32s -> 16s -> 8s trained in real Caffe.
 
     python tools/make_staged_fixture.py [--out DIR] [--work DIR]
-    python tools/make_staged_fixture.py --data-only DIR     # only DIR/train.h5, for a trainer to reuse
+    python tools/make_staged_fixture.py --data-only DIR     # only the inputs, for a trainer to reuse
 
 This half runs in the project python (PIL): it draws the synthetic VOC-format sets with
 ``voc.synthetic`` and preprocesses them with tools/make_trained_fixture.py's own code (PIL RGB ->
@@ -10,6 +10,8 @@ the fixture (VOC layout); the training set (300 images of 64x64, seed 1, the sam
 trained/fcn8s-synthetic) is not, because it is about 20 MB as float32: staged.json records the
 sha256 of its arrays so a trainer can check that it rebuilt the same inputs. Then
 tools/caffe/train_staged.py trains the three stages in Caffe, predicts and scores.
+``--data-only DIR`` writes DIR/train.h5 and, from the stored val set of ``--out``, DIR/val_inputs.h5
+and DIR/val_labels.h5 (what tools/caffe/staged_sensitivity.py reads).
 """
 from __future__ import annotations
 
@@ -55,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, help="keep the training data here (default: a temp dir)")
-    parser.add_argument("--data-only", type=Path, metavar="DIR", help="only write DIR/train.h5 and exit")
+    parser.add_argument("--data-only", type=Path, metavar="DIR",
+                        help="only write DIR/train.h5, DIR/val_inputs.h5 and DIR/val_labels.h5, and exit")
     args = parser.parse_args(argv)
     if args.data_only:
         args.data_only.mkdir(parents=True, exist_ok=True)
         write_train(args.data_only)
+        trained.write_val_h5(args.out / "val", args.data_only / "val_inputs.h5", args.data_only / "val_labels.h5")
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
