@@ -210,6 +210,16 @@ def labels() -> dict[str, np.ndarray]:
     return {i: dataset.load_label(i) for i in dataset.ids}
 
 
+def test_val_images_decode_as_caffe_saw_them():
+    """Guards the pixel comparison: a different JPEG decoder changes the inputs, not the trainer."""
+    expected = json.loads((CASE / "staged.json").read_text())["val"]["input_rgb_sha256"]
+    dataset = VOCSegmentation(CASE / "val", "val")
+    assert dataset.ids == sorted(expected)
+    for image_id in dataset.ids:
+        rgb = np.array(dataset.load_image(image_id).convert("RGB"), dtype=np.uint8)
+        assert hashlib.sha256(rgb.tobytes()).hexdigest() == expected[image_id], image_id
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_stage_follows_caffes_losses_from_caffes_init(tmp_path, train_h5, stage):
     """From the weights Caffe started a stage with, the same losses until rounding has grown. (The
