@@ -35,7 +35,7 @@ from convert.fastpath import set_exact
 from fcn_ref.devices import DeviceError, pick_device
 from fcn_ref.distributed import init_from_env, shutdown, sum_array
 from fcn_ref.loading import load
-from fcn_ref.predict import Model, caffe_input, predict_batch
+from fcn_ref.predict import Model, ScoresError, caffe_input, predict_batch
 from voc.datasets import VOC_CLASSES, VOC_MEAN_BGR, Sample, VOCSegmentation, seg11valid_ids
 from voc.metrics import Scores, fast_hist, scores
 from voc.palette import save_label_png
@@ -291,6 +291,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=1, help="equal-sized images per forward")
     parser.add_argument("--output", help="name of the score blob if the model returns several")
     parser.add_argument("--limit", type=int, help="score only the first N images (a quick look)")
+    parser.add_argument("--num-classes", type=int, default=VOCSegmentation.num_classes,
+                        help="classes the model scores and the labels use (default: VOC's 21; "
+                             "label values outside [0, N) are not scored, as 255 is not)")
     parser.add_argument("--exact", action="store_true",
                         help="no fast paths: every layer exactly as F.conv2d computes it (slower)")
     return parser.parse_args(argv)
@@ -315,6 +318,8 @@ def main(argv: Sequence[str] | None = None,
 def run(args: argparse.Namespace, load_model: Callable[[str], Any] = load_weights) -> int:
     """Check every path, load the model, score, report (``main`` prints errors as one line)."""
     check_paths(args)
+    if args.num_classes < 1:
+        raise EvaluateError(f"--num-classes must be at least 1, not {args.num_classes}", path=str(args.weights))
     pick_device(args.device)  # a missing GPU is one line before any work
     dataset = checked_dataset(args)
     image_set = _image_set(dataset.ids, args.split)
@@ -330,12 +335,16 @@ def run(args: argparse.Namespace, load_model: Callable[[str], Any] = load_weight
     device = args.device
     if world > 1 and torch.device(device).type == "cuda":
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    result = evaluate_sharded(model, dataset, rank, world, VOCSegmentation.num_classes, device=device,
-                              batch_size=args.batch_size, output=args.output, save_dir=args.save_dir,
-                              progress=rank == 0)
+    try:
+        result = evaluate_sharded(model, dataset, rank, world, args.num_classes, device=device,
+                                  batch_size=args.batch_size, output=args.output, save_dir=args.save_dir,
+                                  progress=rank == 0)
+    except ScoresError as e:
+        hint = "; --num-classes sets the dataset's" if "classes, the dataset has" in str(e) else ""
+        raise EvaluateError(f"{e}{hint}", path=str(args.weights)) from None
     if rank != 0:
         return 0
-    names = class_names(VOCSegmentation.num_classes)
+    names = class_names(args.num_classes)
     print(f"{args.weights}: {result.num_images} images of {image_set} in {result.seconds:.1f} s")
     print(format_report(result, published, names))
     if key not in (None, "none") and not published:

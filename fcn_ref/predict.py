@@ -18,23 +18,28 @@ from fcn_ref.transforms import VOC_MEAN, preprocess
 Model = Callable[[torch.Tensor], Any]
 
 
+class ScoresError(ValueError):
+    """No class scores to take from the model's output, or scores that do not fit the input or the
+    dataset's classes: a model/dataset mismatch the CLIs report in one line."""
+
+
 def score_blob(output: Any, name: str | None = None) -> torch.Tensor:
     """The class-score tensor of a model output: the tensor itself, or from a dict of named blobs
     ``name``, else ``'score'``, else its only entry (a Caffe net may expose several tops)."""
     if isinstance(output, torch.Tensor):
         if name not in (None, "score"):
-            raise ValueError(f"the model has one output, 'score'; there is no output blob '{name}'")
+            raise ScoresError(f"the model has one output, 'score'; there is no output blob '{name}'")
         return output
     if isinstance(output, Mapping):
         if name is not None:
             if name not in output:
-                raise ValueError(f"no output blob '{name}' (the model's outputs: {', '.join(output)})")
+                raise ScoresError(f"no output blob '{name}' (the model's outputs: {', '.join(output)})")
             return output[name]
         if "score" in output:
             return output["score"]
         if len(output) == 1:
             return next(iter(output.values()))
-        raise ValueError(f"model returned blobs {sorted(output)}; say which one holds the scores")
+        raise ScoresError(f"model returned blobs {sorted(output)}; say which one holds the scores")
     if isinstance(output, (tuple, list)) and len(output) == 1:
         return score_blob(output[0], name)
     raise TypeError(f"cannot take class scores from a {type(output).__name__}")
@@ -47,7 +52,7 @@ def predict(model: nn.Module, image: Image.Image | np.ndarray | torch.Tensor, me
     with torch.no_grad():
         score = score_blob(model(x), output)  # a tensor, or 'score' / the only blob of a dict
     if score.shape[1] > 256:
-        raise ValueError(f"{score.shape[1]} classes do not fit a uint8 label map")
+        raise ScoresError(f"{score.shape[1]} classes do not fit a uint8 label map")
     return score[0].argmax(0).to(torch.uint8).numpy()
 
 
@@ -70,8 +75,8 @@ def predict_batch(model: Model, batch: torch.Tensor, output: str | None = None,
     with torch.inference_mode():
         scores = score_blob(model(batch), output)
     if scores.ndim != 4 or scores.shape[0] != batch.shape[0] or scores.shape[2:] != batch.shape[2:]:
-        raise ValueError(f"scores of shape {tuple(scores.shape)} for input {tuple(batch.shape)}; "
+        raise ScoresError(f"scores of shape {tuple(scores.shape)} for input {tuple(batch.shape)}; "
                          "expected (N, classes, H, W) at the input's size")
     if num_classes is not None and scores.shape[1] != num_classes:
-        raise ValueError(f"model scores {scores.shape[1]} classes, the dataset has {num_classes}")
+        raise ScoresError(f"model scores {scores.shape[1]} classes, the dataset has {num_classes}")
     return scores.argmax(dim=1)

@@ -29,35 +29,35 @@ OFFSET = 10.2  # class boundaries fall 0.28 grey levels from any integer R: no f
 SUMMARY = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
 
 
-def line_weights() -> tuple[torch.Tensor, torch.Tensor]:
-    k = torch.arange(K, dtype=torch.float64)
-    weight = torch.zeros(K, 3, 1, 1, dtype=torch.float64)
+def line_weights(classes: int = K) -> tuple[torch.Tensor, torch.Tensor]:
+    k = torch.arange(classes, dtype=torch.float64)
+    weight = torch.zeros(classes, 3, 1, 1, dtype=torch.float64)
     weight[:, 2, 0, 0] = k / STEP  # BGR input: channel 2 is red
     bias = k * OFFSET - k * k / 2
     return weight.float(), bias.float()
 
 
-def line_model() -> torch.nn.Conv2d:
-    conv = torch.nn.Conv2d(3, K, 1)
+def line_model(classes: int = K) -> torch.nn.Conv2d:
+    conv = torch.nn.Conv2d(3, classes, 1)
     with torch.no_grad():
-        conv.weight.copy_(line_weights()[0])
-        conv.bias.copy_(line_weights()[1])
+        conv.weight.copy_(line_weights(classes)[0])
+        conv.bias.copy_(line_weights(classes)[1])
     return conv.eval()
 
 
-def expected_prediction(jpeg: Path) -> np.ndarray:
+def expected_prediction(jpeg: Path, classes: int = K) -> np.ndarray:
     red = np.asarray(Image.open(jpeg).convert("RGB"), dtype=np.float64)[:, :, 0]
     x = (red - VOC_MEAN_BGR[2]) / STEP + OFFSET
-    k = np.arange(K, dtype=np.float64)
+    k = np.arange(classes, dtype=np.float64)
     return np.argmax(k * x[..., None] - k * k / 2, axis=-1)
 
 
-def expected_metrics(root: Path, ids: list[str]) -> dict:
+def expected_metrics(root: Path, ids: list[str], classes: int = K) -> dict:
     gt, pred = [], []
     for image_id in ids:
         gt += np.array(Image.open(root / "SegmentationClass" / f"{image_id}.png")).ravel().tolist()
-        pred += expected_prediction(root / "JPEGImages" / f"{image_id}.jpg").ravel().tolist()
-    return metrics_from_pixels(gt, pred, K)
+        pred += expected_prediction(root / "JPEGImages" / f"{image_id}.jpg", classes).ravel().tolist()
+    return metrics_from_pixels(gt, pred, classes)
 
 
 def assert_metrics(values: dict | object, expected: dict) -> None:
@@ -171,6 +171,23 @@ def test_cli_report_json_pictures_and_published_rows(tmp_path: Path, capsys) -> 
     assert "aeroplane" in printed.out and "wkentaro/pytorch-fcn" in printed.out
     assert "736/736" in printed.err  # the progress line
     assert Image.open(tmp_path / "cm.png").size == (16 * K, 16 * K)
+
+
+def test_cli_scores_a_model_of_other_classes_with_num_classes(tmp_path: Path, capsys) -> None:
+    """A 5-class model on a 5-class set: --num-classes scores it; without it, one line and exit 1."""
+    root = tmp_path / "VOC"
+    ids = make_voc_folder(root, num_images=5, split="val", num_classes=5, seed=8)
+    out = tmp_path / "out.json"
+    args = ["--weights", "five.pth", "--voc-root", str(root), "--split", "val", "--device", "cpu"]
+    assert main(args + ["--json", str(out)], load_model=lambda path: line_model(5)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "five.pth" in err and "model scores 5 classes, the dataset has 21" in err
+    assert "--num-classes" in err and not out.exists()
+    assert main(args + ["--json", str(out), "--num-classes", "5"], load_model=lambda path: line_model(5)) == 0
+    report = json.loads(out.read_text())
+    assert_metrics(report, expected_metrics(root, ids, classes=5))
+    assert report["class_names"] == ["0", "1", "2", "3", "4"] and np.array(report["confusion"]).shape == (5, 5)
+    assert main(args + ["--num-classes", "0"], load_model=lambda path: line_model(5)) == 1
 
 
 def write_line_model_pth(path: Path, source_file: str) -> None:
