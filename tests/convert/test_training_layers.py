@@ -94,8 +94,9 @@ def test_dropout_scaling_at_train_time():
 
 def test_softmax_loss_sums_in_float32_one_term_at_a_time():
     """Caffe adds each position's term into a float in turn; over many pixels that sum drifts from
-    the exact one (here by 3e-4: real Caffe reports 24710.72 for this net), and the loss must drift with it. The terms are equal (zero
-    scores: -log(float32(1/3)) everywhere), so the reference is a plain float32 loop."""
+    the exact one (here by 3e-4: real Caffe reports 24710.72 for this net), and the loss must drift
+    with it. The terms are equal (zero scores: -log(float32(1/3)) everywhere), so the reference is a
+    plain float32 loop."""
     shape = (1, 3, 151, 149)
     term = -np.log(np.float32(1.0) / np.float32(3.0))
     total = np.float32(0.0)

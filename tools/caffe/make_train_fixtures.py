@@ -1,6 +1,6 @@
 """Regenerate tests/fixtures/train/<case>/ by running real Caffe's SGDSolver (tools/caffe/python3 only).
 
-    tools/caffe/python3 tools/caffe/make_train_fixtures.py [--only NAME ...] [--out DIR]
+    tools/caffe/python3 tools/caffe/make_train_fixtures.py [--only NAME ...] [--out DIR] [--seed S]
 
 For each case in train_cases.py: draw the HDF5 inputs (seeded by the case name), write
 train.prototxt and solver.prototxt, build caffe.SGDSolver with the case folder as the working
@@ -44,8 +44,10 @@ OWN_FILES = ("solver.prototxt", "train.prototxt", "data.txt", "init.caffemodel",
 CAFFE = f"BVLC {CAFFE_COMMIT} (brocolli-caffe 9.0.2)"
 
 
-def seed_of(name: str) -> int:
-    return zlib.crc32(name.encode()) % (2 ** 31)
+def seed_of(name: str, seed: int = 0) -> int:
+    """A case's seed (data draw and Caffe's random_seed): crc32 of its name, shifted by ``seed``
+    (0 writes the committed fixtures; other values draw fresh cases of the same recipes)."""
+    return (zlib.crc32(name.encode()) + seed) % (2 ** 31)
 
 
 def write_json(path: str, data: dict) -> None:
@@ -69,11 +71,11 @@ DATA_STEP = 0.25
 H5_COMPRESSION = dict(compression="gzip", compression_opts=9, shuffle=True)
 
 
-def write_data(case: train_cases.TrainCase, out: str) -> list[str]:
+def write_data(case: train_cases.TrainCase, out: str, seed: int = 0) -> list[str]:
     """data_<i>.h5 per file (data float32 (N,C,H,W), label float32 (N,1,H,W) in [0,K) or 255, gzip)
     and data.txt listing them; returns the file names."""
     spec = case.data
-    rng = np.random.RandomState(seed_of(case.name))
+    rng = np.random.RandomState(seed_of(case.name, seed))
     names = []
     for i, rows in enumerate(spec.rows):
         c, h, w = spec.shape
@@ -104,9 +106,9 @@ def data_order(case: train_cases.TrainCase, names: list[str], forwards: int, bat
 
 # ----------------------------------------------------------------------------- solver
 
-def solver_fields(case: train_cases.TrainCase) -> dict:
+def solver_fields(case: train_cases.TrainCase, seed: int = 0) -> dict:
     fields = dict(train_net="train.prototxt", type="SGD", max_iter=train_cases.ITERS, display=1,
-                  average_loss=1, snapshot=0, snapshot_after_train=False, random_seed=seed_of(case.name),
+                  average_loss=1, snapshot=0, snapshot_after_train=False, random_seed=seed_of(case.name, seed),
                   solver_mode="CPU")
     fields.update(case.solver)
     return fields
@@ -236,19 +238,19 @@ def run(case: train_cases.TrainCase, out: str) -> dict:
             "grad_norms": grad_norms, "updates": updates}
 
 
-def generate(case: train_cases.TrainCase, root: str) -> dict:
+def generate(case: train_cases.TrainCase, root: str, seed: int = 0) -> dict:
     out = os.path.join(root, case.name)
     if os.path.isdir(out):
         for entry in os.listdir(out):
             if entry in OWN_FILES or entry.startswith("data_"):
                 os.remove(os.path.join(out, entry))
     os.makedirs(out, exist_ok=True)
-    names = write_data(case, out)
+    names = write_data(case, out, seed)
     with open(os.path.join(out, "train.prototxt"), "w") as f:
         f.write(str(case.net))
     param = solver_param(case)
     with open(os.path.join(out, "solver.prototxt"), "w") as f:
-        f.write(solver_text(solver_fields(case)))
+        f.write(solver_text(solver_fields(case, seed)))
     batch = next(l.hdf5_data_param.batch_size for l in case.net.layer if l.type == "HDF5Data")
 
     cwd = os.getcwd()
@@ -281,6 +283,8 @@ def generate(case: train_cases.TrainCase, root: str) -> dict:
                            "from Caffe's diffs: for reading, not for exact comparison",
         "updates": result["updates"],
     }
+    if seed:
+        meta["seed"] = seed
     if param.clip_gradients > 0:
         meta["clipped_iterations"] = sum(n > param.clip_gradients for n in result["grad_norms"])
         threshold = param.clip_gradients
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="case names to regenerate (default: all)")
     parser.add_argument("--out", default=FIXTURES)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="shift every case's seed (0: the committed fixtures; others: fresh draws, e.g. into --out /tmp/x)")
     args = parser.parse_args(argv)
     caffe.set_mode_cpu()
     cases = train_cases.all_cases()
@@ -307,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     args.out = os.path.abspath(args.out)
     for case in cases:
-        meta = generate(case, args.out)
+        meta = generate(case, args.out, args.seed)
         losses = np.load(os.path.join(args.out, case.name, "losses.npy"))
         ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
         print(f"{case.name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
