@@ -80,7 +80,9 @@ def write_data(case: train_cases.TrainCase, out: str, seed: int = 0) -> list[str
     for i, rows in enumerate(spec.rows):
         c, h, w = spec.shape
         data = (np.round(rng.standard_normal((rows, c, h, w)) * spec.scale / DATA_STEP) * DATA_STEP).astype(np.float32)
-        label = rng.randint(0, spec.classes, (rows, 1, h, w))
+        b = spec.label_block
+        label = rng.randint(0, spec.classes, (rows, 1, -(-h // b), -(-w // b)))
+        label = label.repeat(b, axis=2).repeat(b, axis=3)[:, :, :h, :w]
         label[rng.random_sample(label.shape) < spec.void_share] = train_cases.VOID
         name = f"data_{i}.h5"
         with new_h5(os.path.join(out, name)) as f:

@@ -49,6 +49,7 @@ class DataSpec:
     classes: int = CLASSES
     void_share: float = 0.1
     scale: float = 20.0  # input std (mean-subtracted pixels are tens)
+    label_block: int = 1  # labels constant on blocks of this side (1: one draw per pixel)
 
 
 @dataclass
@@ -119,32 +120,44 @@ def deconvs(proto: caffe_pb2.NetParameter) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------- zoo cases
 
-HEAVY = dict(lr_policy="fixed", momentum=0.99, weight_decay=5e-4, iter_size=1)
+# The heavy recipe (sum loss, momentum 0.99) at the zoo's reduced widths is chaotic at larger rates:
+# one ReLU or max-pool near a tie that falls the other way on a rounding difference moves a deep
+# blob's update by about 1/(its positions), 4e-3 at conv5, far above the tests' 1e-4. So score_fr
+# starts at zero as in R (net.py gives it no filler), the labels come in 16x16 blocks (like objects:
+# the summed gradient is coherent, not the small residue of random per-pixel pulls), and the rate is
+# 1e-6: over 20 iterations the weights move 0.1% to a few %, and real Caffe and this project agree
+# to a tenth of the tests' bound on the committed draws (and on most others: see fixtures/README).
+HEAVY = dict(lr_policy="fixed", base_lr=1e-6, momentum=0.99, weight_decay=5e-4, iter_size=1)
+HEAVY_LABEL_BLOCK = 16
 
 
 def fcn32s_heavy() -> TrainCase:
-    net = vgg_train("fcn32s-heavy", 32, CLASSES)
+    net = vgg_train("fcn32s-heavy", 32, CLASSES, score_zero=("score_fr",))
     return TrainCase("fcn32s-heavy", "R voc-fcn32s heavy recipe: SoftmaxWithLoss normalize false (sum), "
-                     "fixed lr, momentum 0.99, weight decay 5e-4, batch 1; conv lr_mult 1/2 decay 1/0, upscore "
-                     "64/32 bilinear and frozen (lr_mult 0).", net, dict(HEAVY, base_lr=1e-5),
-                     DataSpec(rows=(3, 2), shape=(3, 37, 45)), bilinear=deconvs(net))
+                     "fixed lr 1e-6, momentum 0.99, weight decay 5e-4, batch 1; conv lr_mult 1/2 decay 1/0, "
+                     "score_fr zero (no filler, as R), upscore 64/32 bilinear and frozen (lr_mult 0); labels "
+                     "in 16x16 blocks.", net, HEAVY,
+                     DataSpec(rows=(3, 2), shape=(3, 37, 45), label_block=HEAVY_LABEL_BLOCK), bilinear=deconvs(net))
 
 
 def fcn16s_staged() -> TrainCase:
     net = vgg_train("fcn16s-staged", 16, CLASSES, score_zero=("score_pool4",))
     return TrainCase("fcn16s-staged", "R voc-fcn16s heavy recipe staged from fcn32s-heavy: copy_from its "
                      "final.caffemodel by layer name (trunk, score_fr), score_pool4 zero (no filler, Caffe's "
-                     "default constant 0), upscore2 4/2 and upscore16 32/16 bilinear and frozen.", net,
-                     dict(HEAVY, base_lr=1e-4), DataSpec(rows=(2, 3), shape=(3, 41, 39)),
+                     "default constant 0), upscore2 4/2 and upscore16 32/16 bilinear and frozen; lr 1e-6; "
+                     "labels in 16x16 blocks.", net, HEAVY,
+                     DataSpec(rows=(2, 3), shape=(3, 41, 39), label_block=HEAVY_LABEL_BLOCK),
                      bilinear=deconvs(net), parent="fcn32s-heavy")
 
 
 def fcn8s_atonce() -> TrainCase:
-    net = vgg_train("fcn8s-atonce", 8, CLASSES, scale_skips=True, score_zero=("score_pool4", "score_pool3"))
+    net = vgg_train("fcn8s-atonce", 8, CLASSES, scale_skips=True,
+                    score_zero=("score_fr", "score_pool4", "score_pool3"))
     return TrainCase("fcn8s-atonce", "R voc-fcn8s-atonce: frozen Scale layers scale_pool4 (0.01) and "
                      "scale_pool3 (0.0001, constant fillers, lr_mult 0) before zero-initialized score_pool4/3; "
-                     "sum loss, momentum 0.99; deconvs bilinear and frozen.", net, dict(HEAVY, base_lr=1e-5),
-                     DataSpec(rows=(3, 4), shape=(3, 39, 43)), bilinear=deconvs(net))
+                     "score_fr zero (as R); sum loss, lr 1e-6, momentum 0.99; deconvs bilinear and frozen; "
+                     "labels in 16x16 blocks.", net, HEAVY,
+                     DataSpec(rows=(3, 4), shape=(3, 39, 43), label_block=HEAVY_LABEL_BLOCK), bilinear=deconvs(net))
 
 
 def fcn_alexnet() -> TrainCase:

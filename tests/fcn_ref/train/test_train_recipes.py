@@ -70,8 +70,12 @@ def test_every_recipe_stages_and_has_a_loss(name):
         net = WithLoss(model, normalization=s.normalization)
         label = torch.zeros(1, 1, 40, 40)
         loss = float(net(torch.randn(1, 3, 40, 40), label)["loss"].detach())
-        # scores start at zero (the new score layers): every class has probability 1/21
-        per_pixel = np.log(21)
-        expected = per_pixel if s.normalization == "VALID" else per_pixel * 40 * 40
-        assert loss == pytest.approx(expected, rel=1e-5)
+        # scores start at zero (the new score layers): every class has probability 1/21; Caffe adds
+        # the 1600 terms one by one in float32 (1.5e-5 below 1600 * log(21))
+        per_pixel = -np.log(np.float32(1) / np.float32(21))
+        total = np.float32(0)
+        for _ in range(40 * 40):
+            total = np.float32(total + per_pixel)
+        expected = total / np.float32(40 * 40) if s.normalization == "VALID" else total
+        assert loss == pytest.approx(float(expected), rel=1e-6)
         assert set(param_specs(model, "model.")) == {f"model.{k}" for k, _ in model.named_parameters()}
