@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import zlib
+from dataclasses import replace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -289,6 +290,12 @@ def generate(case: train_cases.TrainCase, root: str, seed: int = 0) -> dict:
         meta["seed"] = seed
     if param.clip_gradients > 0:
         meta["clipped_iterations"] = sum(n > param.clip_gradients for n in result["grad_norms"])
+        if not 0 < meta["clipped_iterations"] < train_cases.ITERS and seed:
+            # a fresh draw whose norms all fall on one side: clip at their median instead
+            median = float(f"{np.median(result['grad_norms']):.3g}")
+            return generate(replace(case, solver=dict(case.solver, clip_gradients=median),
+                                    description=f"{case.description} This draw clips at {median}, "
+                                                "its median norm."), root, seed)
         threshold = param.clip_gradients
         assert 0 < meta["clipped_iterations"] < train_cases.ITERS, "want clipped and unclipped iterations"
         assert all(abs(n - threshold) > 1e-3 * threshold for n in result["grad_norms"]), "norm at the threshold"

@@ -304,6 +304,27 @@ def loss_weight_case() -> TrainCase:
                      dict(TINY, lr_policy="fixed", base_lr=0.04), TINY_DATA)
 
 
+# case -> (solver fields, {layer: [(lr_mult, decay_mult) per blob]}, batch): per-blob multipliers
+# against both regularizations, and plain SGD without momentum.
+SOLVER_VARIANTS = {
+    "momentum-0": (dict(lr_policy="fixed", base_lr=0.3, momentum=0.0), {}, 1),
+    "mults-l1": (dict(lr_policy="fixed", weight_decay=0.01, regularization_type="L1"),
+                 {"conv1": [(1, 2), (2, 0)], "score_fr": [(1, 0), (2, 0)], "upscore": [(0.5, 1), (1, 1)]}, 1),
+    "mults-l2": (dict(lr_policy="inv", gamma=0.2, power=0.5, weight_decay=0.05),
+                 {"conv1": [(1, 0), (2, 2)], "upscore": [(1, 4), (0.5, 3)]}, 2),
+}
+
+
+def solver_variant_case(name: str) -> TrainCase:
+    solver, mults, batch = SOLVER_VARIANTS[name]
+    net = tiny_net(name, batch)
+    for layer in net.layer:
+        for i, (lr_mult, decay_mult) in enumerate(mults.get(layer.name, [])):
+            layer.param[i].lr_mult, layer.param[i].decay_mult = lr_mult, decay_mult
+    return TrainCase(name, f"{solver} with per-blob (lr_mult, decay_mult) {mults or 'as the tiny net'}, batch "
+                     f"{batch}, on the tiny net.", net, dict(TINY, **solver), TINY_DATA)
+
+
 ZOO = [fcn32s_heavy, fcn16s_staged, fcn8s_atonce, fcn_alexnet, cvpr_fcn8s]
 
 
@@ -313,4 +334,5 @@ def all_cases() -> list[TrainCase]:
     cases += [l1_case(), clip_case()]
     cases += [normalization_case(n) for n in NORMALIZATIONS]
     cases.append(loss_weight_case())
+    cases += [solver_variant_case(n) for n in SOLVER_VARIANTS]
     return cases
