@@ -106,3 +106,48 @@ def test_softmax_loss_sums_in_float32_one_term_at_a_time():
     assert abs(float(total) - exact) > 1e-6 * exact  # the drift the test is about
     loss = SoftmaxWithLoss(1, None, "NONE")(torch.zeros(shape), torch.zeros(1, 1, *shape[2:]))
     assert loss.item() == float(total)
+
+
+CAFFE_TRAIN_LAYERS = '''
+import sys
+import caffe
+import numpy as np
+from caffe.proto import caffe_pb2
+net_file, out = sys.argv[1], sys.argv[2]
+caffe.set_mode_cpu()
+caffe.set_random_seed(3)
+net = caffe.Net(net_file, caffe.TRAIN)
+rng = np.random.RandomState(0)
+net.blobs["x"].data[...] = rng.uniform(1, 2, net.blobs["x"].data.shape)
+net.blobs["s"].data[...] = 0
+net.blobs["l"].data[...] = 0
+net.forward()
+np.savez(out, x=net.blobs["x"].data, y=net.blobs["y"].data, loss=net.blobs["loss"].data)
+'''
+
+CAFFE_TRAIN_NET = """
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 5 dim: 31 dim: 29 } } }
+layer { name: "s" type: "Input" top: "s" input_param { shape { dim: 1 dim: 3 dim: 151 dim: 149 } } }
+layer { name: "l" type: "Input" top: "l" input_param { shape { dim: 1 dim: 1 dim: 151 dim: 149 } } }
+layer { name: "drop" type: "Dropout" bottom: "x" top: "y" dropout_param { dropout_ratio: 0.3 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "s" bottom: "l" top: "loss"
+        loss_param { normalization: NONE } }
+"""
+
+
+@pytest.mark.oracle
+def test_train_time_dropout_and_loss_sum_match_live_caffe(live_caffe, tmp_path):
+    """Real Caffe in TRAIN phase: every element its Dropout keeps is scaled by exactly our factor
+    (its masks are its own RNG's, so only the scale and the kept share are compared), and its
+    SoftmaxWithLoss over 22,499 equal terms is our float32 sum, bit for bit."""
+    (tmp_path / "net.prototxt").write_text(CAFFE_TRAIN_NET)
+    (tmp_path / "run.py").write_text(CAFFE_TRAIN_LAYERS)
+    live_caffe(tmp_path / "run.py", tmp_path / "net.prototxt", tmp_path / "out.npz")
+    caffe = np.load(tmp_path / "out.npz")
+    x, y = caffe["x"], caffe["y"]
+    kept = y != 0
+    ours = Dropout(0.3)
+    assert np.array_equal(y[kept], (torch.from_numpy(x[kept]) * ours.scale).numpy())
+    assert abs(kept.mean() - 0.7) < 0.03
+    loss = SoftmaxWithLoss(1, None, "NONE")(torch.zeros(1, 3, 151, 149), torch.zeros(1, 1, 151, 149))
+    assert loss.item() == float(caffe["loss"])
