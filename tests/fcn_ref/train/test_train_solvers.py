@@ -4,7 +4,7 @@ Every case in tests/fixtures/train-solvers (recorded by tools/caffe/make_solver_
 ``caffe.get_solver``, never by this code) is trained here from the same init.caffemodel through
 ``python -m fcn_ref.train``'s setup and compared as the SGD step-equality test compares (its
 ``_check``): each iteration's loss within rel 1e-5, each blob's update within 1e-4 of its largest
-value, without the one-ulp fallback (these tiny-net runs are well conditioned). A run with another
+value, every blob (these tiny-net runs are well conditioned). A run with another
 rule in its place must fail that comparison (the fixtures tell the rules apart); 10 iterations +
 snapshot + resume + 10 equal 20 straight bit for bit, every history set included; and each rule
 equals an independent float64 transcription of Caffe's ComputeUpdateValue to rel 1e-5 under a
@@ -79,18 +79,13 @@ def _state(solver) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in solver.net.state_dict().items()}
 
 
-def _no_fallback(state: dict):
-    """For ``_check``'s one-ulp rerun: our own run again, so every missed blob is reported."""
-    return lambda: state
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_solver_type_matches_caffe(case, tmp_path):
     work, meta = _copy(case, tmp_path)
     solver, losses = _train(work)
     assert solver_type(solver.param) == meta["solver_type"]
     state = _state(solver)
-    _check(work, meta, losses, state, _no_fallback(state))
+    _check(work, meta, losses, state)
 
 
 @pytest.mark.oracle
@@ -104,7 +99,7 @@ def test_fresh_draws_match_live_caffe(live_caffe, tmp_path):
         solver, losses = _train(folder)
         state = _state(solver)
         try:
-            _check(folder, meta, losses, state, _no_fallback(state))
+            _check(folder, meta, losses, state)
         except AssertionError as e:
             raise AssertionError(f"{folder.name} (FCN_ORACLE_SEED={draw - 1}): {e}") from None
 
