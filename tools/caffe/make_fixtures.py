@@ -30,7 +30,7 @@ from caffe.proto import caffe_pb2  # noqa: E402
 import micro_nets  # noqa: E402
 import nets  # noqa: E402
 from legacy_v1 import V1Net  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE, forward, write_arrays  # noqa: E402
+from oracle import CAFFE_COMMIT, CAFFE_SOURCE, chosen_cases, forward, write_arrays  # noqa: E402
 
 GENERATOR_VERSION = "1"
 # What this generator writes into a case folder (it replaces these and leaves other files alone).
@@ -289,15 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=FIXTURES)
     args = parser.parse_args(argv)
     caffe.set_mode_cpu()
-    cases = all_cases()
+    cases = chosen_cases(parser, all_cases(), args.only)
     names = [c.name for c in cases]
-    assert len(set(names)) == len(names), "duplicate case names"
-    if args.only:
-        unknown = set(args.only) - set(names)
-        if unknown:
-            parser.error(f"unknown cases: {sorted(unknown)}")
-        cases = [c for c in cases if c.name in args.only]
-    else:  # a full run also drops fixtures of cases that no longer exist
+    if not args.only:  # a full run also drops fixtures of cases that no longer exist
         for entry in os.listdir(args.out) if os.path.isdir(args.out) else []:
             if entry not in names and os.path.exists(os.path.join(args.out, entry, "case.json")):
                 shutil.rmtree(os.path.join(args.out, entry))

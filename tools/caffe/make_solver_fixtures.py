@@ -5,10 +5,8 @@
 Nesterov, AdaGrad, RMSProp, AdaDelta and Adam train train_cases.py's tiny net (conv, ReLU, ceil
 max pool, 1x1 score, learned grouped deconvolution with bias, crop, SoftmaxWithLoss) on odd-sized
 HDF5 inputs for 20 iterations. Everything else is make_train_fixtures.py's (same files, same
-meta.json, same checks), run with the solver the file's type names: make_train_fixtures builds
-``caffe.SGDSolver(file)``, which runs SGD whatever the file says, so within ``solver_by_type``
-that name builds ``caffe.get_solver(file)`` (the registry's solver for ``type``, after Caffe's
-upgrade of the legacy ``solver_type`` enum).
+meta.json, same checks), whose ``caffe.get_solver(file)`` builds the solver the file's type names
+(the registry's, after Caffe's upgrade of the legacy ``solver_type`` enum).
 
 A legacy case is first trained with ``type`` and then again from a solver.prototxt that spells the
 type with the ``solver_type`` enum instead; Caffe must write byte-identical init.caffemodel,
@@ -20,7 +18,6 @@ Caffe's filler draws and random_seed are new while the recipes stay (the oracle 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
@@ -75,17 +72,6 @@ def cases(draw: int = 0) -> list[TrainCase]:
     return made
 
 
-@contextlib.contextmanager
-def solver_by_type():
-    """Within the block ``caffe.SGDSolver(file)`` builds the solver the file's type names."""
-    saved = caffe.SGDSolver
-    caffe.SGDSolver = caffe.get_solver
-    try:
-        yield
-    finally:
-        caffe.SGDSolver = saved
-
-
 def respell_legacy(case: TrainCase, out: str, enum: str) -> None:
     """Rewrite solver.prototxt with ``solver_type: <enum>`` for ``type``, train again in Caffe and
     require the same bytes as the run with ``type``."""
@@ -125,19 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [c for base, c in zip(CASES, cases(args.draw)) if not args.only or base in args.only]
     args.out = os.path.abspath(args.out)
     os.makedirs(args.out, exist_ok=True)
-    with solver_by_type():
-        for case in chosen:
-            meta = mtf.generate(case, args.out)
-            folder = os.path.join(args.out, case.name)
-            if "legacy_enum" in case.notes:
-                respell_legacy(case, folder, case.notes["legacy_enum"])
-            meta["generator"] = GENERATOR
-            meta["solver_type"] = case.solver["type"]
-            mtf.write_json(os.path.join(folder, "meta.json"), meta)
-            losses = np.load(os.path.join(args.out, case.name, "losses.npy"))
-            ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
-            print(f"{case.name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
-                  f"max {max(ratios):.3g}", flush=True)
+    for case in chosen:
+        meta = mtf.generate(case, args.out)
+        folder = os.path.join(args.out, case.name)
+        if "legacy_enum" in case.notes:
+            respell_legacy(case, folder, case.notes["legacy_enum"])
+        meta["generator"] = GENERATOR
+        meta["solver_type"] = case.solver["type"]
+        mtf.write_json(os.path.join(folder, "meta.json"), meta)
+        losses = np.load(os.path.join(args.out, case.name, "losses.npy"))
+        ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
+        print(f"{case.name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
+              f"max {max(ratios):.3g}", flush=True)
     return 0
 
 

@@ -36,7 +36,7 @@ from google.protobuf import text_format  # noqa: E402
 
 import nets  # noqa: E402
 import train_cases  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE  # noqa: E402
+from oracle import CAFFE_COMMIT, CAFFE_SOURCE, chosen_cases  # noqa: E402
 
 GENERATOR = "tools/caffe/make_train_fixtures.py"
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures", "train"))
@@ -178,7 +178,7 @@ def snapshot(params) -> dict[str, list[np.ndarray]]:
 
 def run(case: train_cases.TrainCase, out: str) -> dict:
     """Train in Caffe with cwd = out; return what meta.json records besides the case's facts."""
-    solver = caffe.SGDSolver("solver.prototxt")
+    solver = caffe.get_solver("solver.prototxt")  # the file's type (SGD for these cases)
     net = solver.net
     if case.parent:
         net.copy_from(os.path.join("..", case.parent, "final.caffemodel"))
@@ -311,14 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="shift every case's seed (0: the committed fixtures; others: fresh draws, e.g. into --out /tmp/x)")
     args = parser.parse_args(argv)
     caffe.set_mode_cpu()
-    cases = train_cases.all_cases()
-    names = [c.name for c in cases]
-    assert len(set(names)) == len(names), "duplicate case names"
-    if args.only:
-        unknown = set(args.only) - set(names)
-        if unknown:
-            parser.error(f"unknown cases: {sorted(unknown)}")
-        cases = [c for c in cases if c.name in args.only]
+    cases = chosen_cases(parser, train_cases.all_cases(), args.only)
     os.makedirs(args.out, exist_ok=True)
     args.out = os.path.abspath(args.out)
     for case in cases:

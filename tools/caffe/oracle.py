@@ -7,6 +7,8 @@ feeds several layers are not part of the net as written and are left out.
 """
 from __future__ import annotations
 
+import argparse
+
 import h5py
 import numpy as np
 from caffe.proto import caffe_pb2
@@ -67,3 +69,15 @@ def read_inputs(path: str) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         group = f["inputs"] if "inputs" in f else f
         return {k: np.asarray(v, np.float32) for k, v in group.items() if isinstance(v, h5py.Dataset)}
+
+
+def chosen_cases(parser: argparse.ArgumentParser, cases: list, only: list[str] | None) -> list:
+    """The cases a generator's ``--only`` names (all when it names none), in table order; an unknown
+    name is the parser's usage error, and the table must not name a case twice."""
+    names = [c.name for c in cases]
+    assert len(set(names)) == len(names), "duplicate case names"
+    unknown = set(only or ()) - set(names)
+    if unknown:
+        parser.error(f"unknown cases: {sorted(unknown)}")
+    return [c for c in cases if not only or c.name in only]
+
