@@ -7,6 +7,13 @@ division); multiplied by 1/iter_size; regularized, L2 ``g += wd * decay_mult * w
 ``w -= history``. torch's SGD keeps ``buf = momentum * buf + g`` and steps ``lr * buf``, which
 differs from this as soon as the rate changes. Scalars are float32, as Caffe's Dtype.
 Blobs with lr_mult 0 are frozen: they get no gradient and are never written.
+
+**Update in backward** (``arm`` / ``finish``): when nothing needs all gradients at once (iter_size 1,
+no clipping, one process), each parameter is updated by the same rule the moment its gradient is
+complete (``Tensor.register_post_accumulate_grad_hook``) and its gradient is dropped at once, so
+the full-size gradient buffer (half a GB for FCN-8s) never exists. A parameter's gradient is
+complete only after every node that reads the parameter has run, so no later backward step sees
+the new value. The numbers are those of ``step``: the same function updates each parameter.
 """
 from __future__ import annotations
 
@@ -42,6 +49,52 @@ class CaffeSGD:
         self.regularization, self.clip_gradients, self.iter_size = regularization, clip_gradients, iter_size
         self.history = {name: torch.zeros_like(p, memory_format=torch.preserve_format)
                         for name, p in self.params.items()}
+        self._armed_rate: float | None = None  # set between ``arm`` and ``finish``
+        self._pending: set[str] = set()  # armed parameters not yet updated in this backward
+        self._hooks: list = []
+
+    def can_update_in_backward(self) -> bool:
+        """Whether each parameter's update needs only its own gradient of one backward pass (no
+        ``clip_gradients``, which needs the global norm; no ``iter_size`` accumulation)."""
+        return self.iter_size == 1 and self.clip_gradients < 0
+
+    def arm(self, rate: float) -> None:
+        """Update each parameter at ``rate`` as soon as the next backward completes its gradient;
+        ``finish`` then updates those that got none. Needs ``can_update_in_backward``."""
+        if not self.can_update_in_backward():
+            raise RuntimeError("update in backward needs iter_size 1 and no clip_gradients")
+        if not self._hooks:
+            self._hooks = [param.register_post_accumulate_grad_hook(self._on_gradient(name))
+                           for name, param in self.params.items()]
+        self._armed_rate, self._pending = rate, set(self.params)
+
+    def _on_gradient(self, name: str):
+        def hook(param: Tensor) -> None:
+            if self._armed_rate is None or name not in self._pending:
+                return  # not armed: the gradient stays for ``step``
+            with torch.no_grad():
+                self._update(name, param, param.grad, self._armed_rate)
+            param.grad = None
+            self._pending.discard(name)
+        return hook
+
+    def finish(self) -> None:
+        """End an armed iteration: parameters without a gradient are updated as ``step`` updates
+        them (zero gradient: decay and momentum still apply), and the hooks disarm."""
+        rate, self._armed_rate = self._armed_rate, None
+        if rate is None:
+            raise RuntimeError("finish without arm")
+        with torch.no_grad():
+            for name, param in self.params.items():
+                if name not in self._pending:
+                    continue
+                self._update(name, param, param.grad if param.grad is not None else torch.zeros_like(param), rate)
+                param.grad = None
+        self._pending = set()
+
+    def disarm(self) -> None:
+        """Leave an armed iteration without updating the rest (after an error in the pass)."""
+        self._armed_rate, self._pending = None, set()
 
     def zero_grad(self) -> None:
         for p in self.params.values():
@@ -60,14 +113,18 @@ class CaffeSGD:
                 scale = _f(_f(self.clip_gradients) / _f(norm))
                 grads = {name: g * scale for name, g in grads.items()}
         for name, param in self.params.items():
-            spec, g = self.specs[name], grads[name]
-            if self.iter_size != 1:
-                g = g * _f(1.0 / self.iter_size)
-            decay = _f(self.weight_decay * _f(spec.decay_mult))
-            if decay:
-                g = g + decay * (param if self.regularization == "L2" else torch.sign(param))
-            local_rate = _f(_f(rate) * _f(spec.lr_mult))
-            param.sub_(self.update_value(name, g, local_rate))
+            self._update(name, param, grads[name], rate)
+
+    def _update(self, name: str, param: Tensor, g: Tensor, rate: float) -> None:
+        """One parameter's update from its (clipped) gradient: the rule in the module docstring."""
+        spec = self.specs[name]
+        if self.iter_size != 1:
+            g = g * _f(1.0 / self.iter_size)
+        decay = _f(self.weight_decay * _f(spec.decay_mult))
+        if decay:
+            g = g + decay * (param if self.regularization == "L2" else torch.sign(param))
+        local_rate = _f(_f(rate) * _f(spec.lr_mult))
+        param.sub_(self.update_value(name, g, local_rate))
 
     def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
         """What ``w -=`` subtracts, from the regularized gradient (Caffe's ``ComputeUpdateValue``,

@@ -20,6 +20,10 @@ over ranks (not averaged) and the update divides by world x iter_size, so one it
 ranks with iter_size k equals one process with iter_size w x k. The reported loss is the mean over
 all ranks' passes; rank 0 alone writes snapshots, whose solver state keeps every rank's data
 position and RNG.
+
+With iter_size 1, no ``clip_gradients`` and one process, each parameter is updated during the
+backward pass as soon as its gradient is complete (``CaffeSGD.arm``): the same numbers, without a
+full set of gradients in memory at once (``update_in_backward=False`` turns it off).
 """
 from __future__ import annotations
 
@@ -91,6 +95,7 @@ class Solver:
     events: SolverEvents = field(default_factory=SolverEvents)
     device: torch.device | str = "cpu"
     snapshot_prefix: str | None = None
+    update_in_backward: bool | None = None  # None: whenever CaffeSGD.can_update_in_backward (one process)
 
     def __post_init__(self) -> None:
         p = self.param
@@ -108,6 +113,11 @@ class Solver:
         self.sgd = update_rule(p)(self.net.named_parameters(), self.specs, momentum=p.momentum,
                             weight_decay=p.weight_decay, regularization=p.regularization_type,
                             clip_gradients=p.clip_gradients, iter_size=p.iter_size * self.world)
+        possible = self.world == 1 and self.sgd.can_update_in_backward()
+        if self.update_in_backward is None:
+            self.update_in_backward = possible
+        elif self.update_in_backward and not possible:
+            raise ValueError("update_in_backward needs iter_size 1, no clip_gradients and one process")
         self.runner: nn.Module = self.net
         if self.world > 1:  # after the update rule: frozen blobs must already have requires_grad False
             from torch.nn.parallel import DistributedDataParallel
@@ -170,13 +180,23 @@ class Solver:
             if self._test_due():
                 self.test()
             loss = np.float32(0)
-            for index in range(self.param.iter_size):
-                last = index == self.param.iter_size - 1
-                loss = np.float32(loss + np.float32(self.forward_backward(sync=last)))
+            if self.update_in_backward:
+                rate = self.learning_rate(self.iteration)
+                self.sgd.arm(rate)
+                try:
+                    loss = np.float32(self.forward_backward())
+                except BaseException:
+                    self.sgd.disarm()
+                    raise
+                self.sgd.finish()
+            else:
+                for index in range(self.param.iter_size):
+                    last = index == self.param.iter_size - 1
+                    loss = np.float32(loss + np.float32(self.forward_backward(sync=last)))
+                rate = self.learning_rate(self.iteration)
+                self.sgd.step(rate)
             loss = self._iteration_loss(loss)
             self.recent_losses.append(loss)
-            rate = self.learning_rate(self.iteration)
-            self.sgd.step(rate)
             record = IterationRecord(self.iteration, loss, float(np.mean(self.recent_losses)), rate,
                                      time.perf_counter() - start)
             self.iteration += 1
