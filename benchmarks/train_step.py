@@ -1,12 +1,17 @@
 """One SGD iteration of FCN-8s (forward, backward, Caffe's update): fcn-ref against Caffe's
 ``solver.step(1)`` in the same run, with each one's peak RSS and share of the fp32 GEMM peak.
 
-    python benchmarks/train_step.py [--size 500] [--width-div 1] [--repeats 3] [--no-caffe]
+    python benchmarks/train_step.py [--size 500] [--width-div 1] [--repeats 3] [--no-caffe] [--before]
 
 Full width at 500x500 is the issue's measurement (a forward is about 363 GFLOP; an iteration is
 counted as 3x the forward: forward, input gradients, weight gradients). ``--size``/``--width-div``
 make a small smoke run. Each side runs in its own process, so its peak RSS is its own. Run it on a
 quiet machine: the figures in benchmarks/README.md come from such a run, with the CPU model.
+
+fcn-ref's first step on a new machine measures its training paths (``convert.trainpath``; cached in
+~/.cache/fcn-ref): the worker runs one untimed step first and reports how long it took. ``--before``
+also times the plain path (autograd ``F.conv2d`` everywhere, all gradients then the update:
+``fast_paths`` off, ``update_in_backward=False``) in its own process, for before/after ratios.
 """
 from __future__ import annotations
 
@@ -64,7 +69,7 @@ def _time(fn) -> float:
     return time.perf_counter() - start
 
 
-def ours(work: Path, div: int, repeats: int) -> None:
+def ours(work: Path, div: int, repeats: int, before: bool) -> None:
     """fcn-ref's side (a worker process): the zoo FCN-8s + SoftmaxWithLoss under fcn_ref.train.Solver."""
     import h5py
     from google.protobuf import text_format
@@ -96,11 +101,17 @@ def ours(work: Path, div: int, repeats: int) -> None:
                   fc_widths=tuple(max(1, w // div) for w in FULL_FC))
     param = text_format.Parse("base_lr: 1e-14\nlr_policy: 'fixed'\nmomentum: 0.99\nweight_decay: 0.0005\n"
                               "max_iter: 100000\n", SolverParameter())
-    solver = Solver(WithLoss(model), Fixed(), param, specs=param_specs(model, "model."))
+    if before:
+        from convert.fastpath import set_exact
+
+        set_exact(model)
+    solver = Solver(WithLoss(model), Fixed(), param, specs=param_specs(model, "model."),
+                    update_in_backward=False if before else None)
     flops = forward_flops(model.eval(), batch["data"])
     model.train()
+    first = _time(lambda: solver.step(1))  # the first step on a machine measures the paths
     times = [_time(lambda: solver.step(1)) for _ in range(repeats)]
-    print(json.dumps({"times": times, "forward_flops": flops,
+    print(json.dumps({"times": times, "first": first, "forward_flops": flops,
                       "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 
 
@@ -110,10 +121,12 @@ def main() -> None:
     parser.add_argument("--width-div", type=int, default=1, help="divide every width by this (smoke runs)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-caffe", action="store_true")
+    parser.add_argument("--before", action="store_true", help="also time the plain path (fast paths off)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        ours(Path(args.worker), args.width_div, args.repeats)
+        ours(Path(args.worker), args.width_div, args.repeats, args.plain)
         return
     import h5py
 
@@ -122,9 +135,15 @@ def main() -> None:
     with h5py.File(work / "step.h5", "w") as f:
         f["data"] = rng.normal(0, 50, (1, 3, args.size, args.size)).astype(np.float32)
         f["label"] = rng.integers(0, 21, (1, 1, args.size, args.size)).astype(np.float32)
-    run = subprocess.run([sys.executable, __file__, "--worker", str(work), "--width-div", str(args.width_div),
-                          "--repeats", str(args.repeats)], check=True, capture_output=True, text=True)
-    mine = json.loads(run.stdout.strip().splitlines()[-1])
+
+    def worker(plain: bool) -> dict:
+        run = subprocess.run([sys.executable, __file__, "--worker", str(work), "--width-div", str(args.width_div),
+                              "--repeats", str(args.repeats)] + (["--plain"] if plain else []),
+                             check=True, capture_output=True, text=True)
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    mine = worker(False)
+    plain = worker(True) if args.before else None
     peak = gemm_peak()
     iteration_flops = 3 * mine["forward_flops"]
     best = min(mine["times"])
@@ -133,7 +152,13 @@ def main() -> None:
     print(f"FCN-8s {args.size}x{args.size}, widths / {args.width_div}: forward {mine['forward_flops'] / 1e9:.1f} "
           f"GFLOP, iteration counted as {iteration_flops / 1e9:.1f} GFLOP")
     print(f"fcn-ref: {best:.3f} s/iteration (best of {args.repeats}), {iteration_flops / best / 1e9:.0f} GFLOP/s = "
-          f"{100 * iteration_flops / best / 1e9 / peak:.0f}% of peak, peak RSS {mine['maxrss_kib'] / 2**20:.2f} GiB")
+          f"{100 * iteration_flops / best / 1e9 / peak:.0f}% of peak, peak RSS {mine['maxrss_kib'] / 2**20:.2f} GiB "
+          f"(first step, measuring the paths where not cached: {mine['first']:.1f} s)")
+    if plain is not None:
+        plain_best = min(plain["times"])
+        print(f"plain:   {plain_best:.3f} s/iteration, {100 * iteration_flops / plain_best / 1e9 / peak:.0f}% of "
+              f"peak, peak RSS {plain['maxrss_kib'] / 2**20:.2f} GiB; fcn-ref is {plain_best / best:.2f}x its speed, "
+              f"{mine['maxrss_kib'] / plain['maxrss_kib']:.2f}x its memory")
     if args.no_caffe or not CAFFE_PY.exists():
         print("Caffe: not run" + ("" if args.no_caffe else f" ({CAFFE_PY} missing)"))
         return

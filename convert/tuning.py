@@ -10,7 +10,8 @@ cost accuracy. ``choose`` therefore decides in two steps, each remembered:
    weights and real channels, its spatial size capped by the caller; its error is
    ``max|y - y64| / max|y64|`` against a float64 computation. A candidate passes when its error is
    at most ``ACCURACY_FACTOR`` times the baseline's (errors below ``ERROR_FLOOR``, one fp32 ulp of
-   the range, count as the floor: they are rounding noise).
+   the range, count as the floor: they are rounding noise). A candidate that returns several
+   tensors (``convert.trainpath``: output, input and weight gradients) must pass on each.
 2. **Timing**, per layer shape on this machine: the candidates that pass run on an input of the
    real shape and memory layout; each is timed (``time_candidate``: one warm-up, best of
    ``TIMING_REPEATS``). The fastest wins only if it takes at most ``SPEED_MARGIN`` of the
@@ -150,12 +151,14 @@ def probe_input(shape: tuple[int, ...], seed_text: str, like: Tensor) -> Tensor:
 
 
 def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, accuracy_input: Tensor,
-           reference: Run, timing_key: str, timing_input: Tensor) -> str:
+           reference: Run, timing_key: str, timing_input: Tensor, gate: tuple[str, ...] = ()) -> str:
     """The candidate to run (a key of ``candidates``; ``baseline`` unless another passes the
     accuracy gate and is faster by the margin). See the module docstring for the two steps.
 
     ``reference`` computes the layer in float64 from ``accuracy_input``; the keys name the layer
-    (geometry and a weight fingerprint for accuracy, geometry and input shape for timing).
+    (geometry and a weight fingerprint for accuracy, geometry and input shape for timing). ``gate``
+    names candidates that compute the baseline's formula too (the same kernel in another memory
+    layout): the gate then allows the worst of their errors and the baseline's, per tensor.
     """
     if len(candidates) == 1:
         return baseline
@@ -170,13 +173,13 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
                 expected = reference(accuracy_input.double())
                 for name, run in candidates.items():
                     if name not in errors:
-                        errors[name] = relative_error(run(accuracy_input), expected)
+                        errors[name] = _errors(run(accuracy_input), expected)
             changed = True
         if ACCURACY_FACTOR == math.inf:  # the gate is off (tests forcing a path)
             allowed = list(candidates)
         else:
-            limit = ACCURACY_FACTOR * max(errors[baseline], ERROR_FLOOR)
-            allowed = [name for name in candidates if name == baseline or errors[name] <= limit]
+            bar = _worst([errors[name] for name in (baseline, *gate)])
+            allowed = [name for name in candidates if name == baseline or _within(errors[name], bar)]
         times = records["timing"].setdefault(timing_key, {})
         if any(name not in times for name in allowed):
             with torch.no_grad():
@@ -189,6 +192,28 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
             _save(path, key, records)
     fastest = min(allowed, key=lambda name: (times[name], name != baseline))
     return fastest if times[fastest] <= SPEED_MARGIN * times[baseline] else baseline
+
+
+def _errors(y: Tensor | tuple[Tensor, ...], reference: Tensor | tuple[Tensor, ...]) -> float | list[float]:
+    """A run's error; a run returning several tensors (a training step: output and gradients) has
+    one error per tensor."""
+    if isinstance(reference, tuple):
+        return [relative_error(a, b) for a, b in zip(y, reference, strict=True)]
+    return relative_error(y, reference)
+
+
+def _within(error: float | list[float], baseline: float | list[float]) -> bool:
+    """The accuracy gate: every error at most ACCURACY_FACTOR times the baseline's (floored)."""
+    if isinstance(baseline, list):
+        return len(error) == len(baseline) and all(_within(e, b) for e, b in zip(error, baseline))
+    return error <= ACCURACY_FACTOR * max(baseline, ERROR_FLOOR)
+
+
+def _worst(errors: list) -> float | list[float]:
+    """The largest of several errors (per tensor for lists)."""
+    if isinstance(errors[0], list):
+        return [max(column) for column in zip(*errors)]
+    return max(errors)
 
 
 def forget() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from convert import modules
+from convert import modules, trainpath
 from convert.coord_map import CoordMap, WindowGeometry, crop_offset_from_maps, deconv_map
 
 
@@ -38,10 +38,27 @@ def bilinear_weight(channels: int, size: int) -> torch.Tensor:
     return weight
 
 
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, state dict and printout) whose calls that need a gradient
+    take the measured training paths of ``convert.trainpath`` on the CPU (channels_last, fc6 and
+    the 1x1 layers as GEMMs, Winograd), each accuracy-gated against float64; inference and every
+    other case are ``nn.Conv2d``'s. ``fast_paths = False`` (``convert.fastpath.set_exact``) keeps
+    it plain ``F.conv2d`` throughout."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_paths = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode == "zeros" and trainpath.applies(self, x):
+            return trainpath.convolution(self, x)
+        return super().forward(x)
+
+
 def score_conv(in_channels: int, num_classes: int) -> nn.Conv2d:
     """A 1x1 scoring convolution starting at zero: the reference nets give score layers no filler,
     so a new skip adds exact zeros until training moves it."""
-    conv = nn.Conv2d(in_channels, num_classes, 1)
+    conv = Conv2d(in_channels, num_classes, 1)
     nn.init.zeros_(conv.weight)
     nn.init.zeros_(conv.bias)
     return conv

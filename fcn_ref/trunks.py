@@ -14,6 +14,7 @@ from torch import nn
 
 from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compose_maps, conv_map
 from convert.modules import Concat
+from fcn_ref.blocks import Conv2d
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_BLOCK_DEPTHS = (2, 2, 3, 3, 3)
@@ -76,8 +77,9 @@ def _coord_map(module: nn.Module) -> CoordMap:
 
 def conv(name: str, in_channels: int, out_channels: int, kernel: int, stride: int = 1, pad: int = 0,
          groups: int = 1) -> Layer:
-    """A Caffe Convolution (cross-correlation with bias, as nn.Conv2d)."""
-    return name, nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=pad, groups=groups)
+    """A Caffe Convolution (cross-correlation with bias, as nn.Conv2d; ``fcn_ref.blocks.Conv2d``
+    takes the measured training paths when a gradient is wanted)."""
+    return name, Conv2d(in_channels, out_channels, kernel, stride=stride, padding=pad, groups=groups)
 
 
 def max_pool(name: str, kernel: int, stride: int) -> Layer:

@@ -3,7 +3,7 @@
 Convolution is ``F.conv2d`` exactly (cross-correlation, floor output size, grouped channel blocks,
 weight (out, in/group, kh, kw)); Deconvolution is ``F.conv_transpose2d`` (weight (in, out/group,
 kh, kw)). Faster CPU equivalents exist for some layers; which one runs is decided in
-``convert.fastpath``, never here.
+``convert.fastpath`` (inference) and ``convert.trainpath`` (with gradients), never here.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from convert import fastpath
+from convert import fastpath, trainpath
 from convert.coord_map import WindowGeometry
 from convert.winograd import TransformCache
 
@@ -42,6 +42,8 @@ class Convolution(_Windowed):
         return fastpath.convolution_path(self, x)
 
     def forward(self, x: Tensor) -> Tensor:
+        if trainpath.applies(self, x):  # a gradient is wanted: the training paths
+            return trainpath.convolution(self, x)
         return fastpath.CONVOLUTION_PATHS[self.path(x)](self, x)
 
 

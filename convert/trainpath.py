@@ -1,0 +1,298 @@
+"""Fast CPU paths for convolutions whose gradient is needed (training), and where each is chosen.
+
+Why: a training step is a forward, an input gradient and a weight gradient per layer, and plain
+autograd over ``F.conv2d`` on NCHW data spends most of it in oneDNN's NCHW backward kernels, which
+run at a third of the forward's rate on FCN's big early layers, and in fc6, a 7x7x512x4096
+convolution that oneDNN runs as a convolution at half the rate of a GEMM. The candidates:
+
+- **"autograd"**: ``F.conv2d`` with autograd, input as given (the baseline: Caffe's numbers are
+  compared with it);
+- **"autograd_channels_last"** / **"autograd_nchw"**: the same in the other memory layout; the
+  output keeps that layout and the next layers see it (oneDNN's CL kernels differ, in forward and
+  backward);
+- **"gemm"** (stride 1, no padding, dilation 1, one group: fc6, fc7, the 1x1 score layers): an
+  autograd Function of three GEMMs (``convert.gemm``): ``y = cols @ W.T``, ``dW = dY.T @ cols``,
+  ``dcols = dY @ W`` folded back (``F.fold``; a view for 1x1);
+- **"winograd"** (3x3, stride 1, dilation 1, one group, pad <= 2): the forward and the input
+  gradient as Winograd F(4x4, 3x3) convolutions (``convert.winograd``; the input gradient is the
+  convolution of dY with the flipped, transposed kernel), the weight gradient from oneDNN. The
+  weight changes every iteration, so its transform is computed per call, in float32, and not kept.
+
+Which one a layer takes is **measured, not assumed**, by ``convert.tuning.choose`` as for the
+inference paths: a candidate's output, input gradient, weight gradient and bias gradient on a
+small probe (the layer's real weights and channels) must each stay within 2x the error of plain
+``F.conv2d`` against float64 (the worse of its two memory layouts, see ``PLAIN_LAYOUTS``), and its forward plus backward on the layer's real input shape must beat the
+baseline's by the margin. Results are cached per machine with the inference choices; a module
+remembers its choice per input-size bucket for the whole run (its weights change every step, so
+unlike ``convert.fastpath`` the memo is not tied to them). Layers under
+``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors, other
+dtypes, traced or exported calls, and modules with ``fast_paths = False``.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from convert import fastpath, tuning
+from convert.gemm import conv2d_gemm
+from convert.winograd import winograd_conv3x3, winograd_matrices
+
+BASELINE = "autograd"
+WINOGRAD_TILE = 4  # F(4x4, 3x3); F(2x2) never won a layer in the inference measurements
+REFERENCE_BLOCK_BYTES = 64 << 20  # float64 weight per block of output channels in the reference
+
+Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]  # stride, padding, dilation, groups
+
+
+def _geometry(conv: nn.Module) -> Geometry:
+    pair = lambda v: (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))  # noqa: E731
+    return pair(conv.stride), pair(conv.padding), pair(conv.dilation), int(conv.groups)
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+# ----------------------------------------------------------------------------- GEMM convolution
+
+def _cols(x: Tensor, kh: int, kw: int) -> Tensor:
+    """im2col of an unpadded stride-1 convolution: (N*oh*ow, C*kh*kw), pixel-major."""
+    n, c, h, w = x.shape
+    if kh == kw == 1:
+        return x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    patches = x.unfold(2, kh, 1).unfold(3, kw, 1)
+    return patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kh * kw)
+
+
+class _GemmConvolution(torch.autograd.Function):
+    """``F.conv2d(x, weight, bias)`` (stride 1, no padding) with its gradients, all as GEMMs."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return conv2d_gemm(x, weight, bias).detach()  # not a view: in-place ReLUs may follow
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        n, c, h, w = x.shape
+        cout, _, kh, kw = weight.shape
+        oh, ow = grad.shape[2:]
+        g2d = grad.permute(0, 2, 3, 1).reshape(n * oh * ow, cout)  # a view when grad is channels_last
+        w2d = weight.reshape(cout, -1)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            dcols = torch.mm(g2d, w2d)  # (P, C*kh*kw); MKL reads the transposes in place
+            if kh == kw == 1:
+                grad_x = dcols.view(n, h, w, c).permute(0, 3, 1, 2)
+            else:
+                grad_x = F.fold(dcols.view(n, oh * ow, c * kh * kw).transpose(1, 2), (h, w), (kh, kw))
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.mm(g2d.t(), _cols(x, kh, kw)).view_as(weight)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g2d.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+# ----------------------------------------------------------------------------- Winograd convolution
+
+@lru_cache(maxsize=None)
+def _weight_transform_matrix(m: int) -> Tensor:
+    _, g, _ = winograd_matrices(m)
+    return torch.from_numpy(np.kron(g, g)).float()  # (n*n, 9)
+
+
+def _transform(weight: Tensor, m: int = WINOGRAD_TILE) -> Tensor:
+    """(Cout, Cin, 3, 3) -> (n*n, Cout, Cin) in float32 (one GEMM): a training weight changes every
+    step, so the float64 transform of ``convert.winograd.transform_weight`` would cost more than it
+    saves; the gate measures the result."""
+    gg = _weight_transform_matrix(m).to(weight.device)
+    cout, cin = weight.shape[:2]
+    return torch.mm(gg, weight.reshape(cout * cin, 9).t()).view(-1, cout, cin)
+
+
+class _WinogradConvolution(torch.autograd.Function):
+    """3x3 stride-1 convolution: Winograd forward and input gradient, oneDNN weight gradient."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, int]) -> Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return winograd_conv3x3(x, _transform(weight.detach()), bias, padding).detach()  # not a view
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            flipped = weight.flip(2, 3).transpose(0, 1)
+            grad_x = winograd_conv3x3(grad, _transform(flipped), None, tuple(2 - p for p in ctx.padding))
+        wanted = (False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
+        if wanted[1] or wanted[2]:
+            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], list(ctx.padding),
+                [1, 1], False, [0, 0], 1, list(wanted))
+        return grad_x, grad_w, grad_b if ctx.has_bias else None, None
+
+
+# ----------------------------------------------------------------------------- the candidates
+
+def _autograd(conv: nn.Module, x: Tensor) -> Tensor:
+    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _channels_last(conv: nn.Module, x: Tensor) -> Tensor:
+    return _autograd(conv, x.contiguous(memory_format=torch.channels_last))
+
+
+def _nchw(conv: nn.Module, x: Tensor) -> Tensor:
+    return _autograd(conv, x.contiguous())
+
+
+def _gemm(conv: nn.Module, x: Tensor) -> Tensor:
+    return _GemmConvolution.apply(x, conv.weight, conv.bias)
+
+
+def _winograd(conv: nn.Module, x: Tensor) -> Tensor:
+    return _WinogradConvolution.apply(x, conv.weight, conv.bias, _geometry(conv)[1])
+
+
+# How a convolution with a gradient can be computed, by the name ``path`` returns.
+PATHS: dict[str, Callable[[nn.Module, Tensor], Tensor]] = {
+    BASELINE: _autograd,
+    "autograd_channels_last": _channels_last,
+    "autograd_nchw": _nchw,
+    "gemm": _gemm,
+    "winograd": _winograd,
+}
+
+
+# The baseline's formula in the other memory layout (whichever candidates lists): plain F.conv2d
+# in either layout is as exact as the project's baseline, so the accuracy gate allows 2x the worse of
+# the two per tensor (they differ by up to 10x on FCN-8s's layers: oneDNN's channels_last forward and
+# NCHW weight gradient sum in other orders).
+PLAIN_LAYOUTS = ("autograd_nchw", "autograd_channels_last")
+
+
+def applies(conv: nn.Module, x: Tensor) -> bool:
+    """Whether a call may take a training path: gradients wanted, CPU fp32, fast paths on."""
+    w = conv.weight
+    return (getattr(conv, "fast_paths", True) and not fastpath.exporting() and torch.is_grad_enabled()
+            and not fastpath.inference_only(x, w, conv.bias) and x.device.type == "cpu"
+            and x.dtype == torch.float32 and w.dtype == torch.float32 and x.dim() == 4 and w.dim() == 4
+            and x.numel() > 0 and x.shape[1] == w.shape[1] * conv.groups)
+
+
+def candidates(conv: nn.Module, x: Tensor) -> list[str]:
+    """The paths that compute ``conv`` on ``x`` with its gradients (before any measurement)."""
+    if not applies(conv, x):
+        return [BASELINE]
+    cout, cin, kh, kw = conv.weight.shape
+    stride, (ph, pw), dilation, groups = _geometry(conv)
+    if x.shape[2] + 2 * ph < (kh - 1) * dilation[0] + 1 or x.shape[3] + 2 * pw < (kw - 1) * dilation[1] + 1:
+        return [BASELINE]  # PyTorch's own error
+    names = [BASELINE, "autograd_nchw" if _is_channels_last(x) else "autograd_channels_last"]
+    if groups == 1 and stride == (1, 1) and dilation == (1, 1):
+        if (ph, pw) == (0, 0):
+            names.append("gemm")
+        if (kh, kw) == (3, 3) and ph <= 2 and pw <= 2:
+            names.append("winograd")
+    return names
+
+
+def _flops(conv: nn.Module, x: Tensor) -> float:
+    n, _, h, w = x.shape
+    cout, cin, kh, kw = conv.weight.shape
+    stride, padding, dilation, _ = _geometry(conv)
+    outputs = math.prod((size + 2 * p - (k - 1) * d - 1) // s + 1 for size, k, s, p, d in
+                        zip((h, w), (kh, kw), stride, padding, dilation))
+    return 2.0 * n * cout * cin * kh * kw * outputs
+
+
+def path(conv: nn.Module, x: Tensor) -> str:
+    """The key of ``PATHS`` that ``conv`` takes for ``x``: measured once per layer, input size
+    bucket and layout (see the module docstring), then remembered by the module."""
+    names = candidates(conv, x)
+    if len(names) == 1 or _flops(conv, x) < fastpath.MIN_MEASURED_FLOPS:
+        return BASELINE
+    n, c, h, w = x.shape
+    layout = "channels_last" if _is_channels_last(x) else "nchw"
+    geometry = (f"train conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} {_geometry(conv)}")
+    timing_key = f"{geometry} x{n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
+    memo = conv.__dict__.setdefault("_trainpath_memo", {})
+    choice = memo.get((timing_key, tuple(names)))
+    if choice is None:
+        stride, padding, dilation, _ = _geometry(conv)
+        kh, kw = conv.weight.shape[2:]
+        sides = [fastpath._accuracy_side(size, k, s, p, d) for size, k, s, p, d in
+                 zip((h, w), (kh, kw), stride, padding, dilation)]
+        weights = fastpath.fingerprint(conv.weight, conv.bias)
+        accuracy_key = f"{geometry} weights {weights} x1x{c}x{sides[0]}x{sides[1]} {layout}"
+        accuracy_input = tuning.probe_input((1, c, *sides), accuracy_key, like=x)
+        timing_input = tuning.probe_input(tuple(x.shape), timing_key, like=x)
+        runs = {name: (lambda y, run=PATHS[name]: _forward_backward(conv, run, y)) for name in names}
+        choice = tuning.choose(runs, BASELINE, accuracy_key=accuracy_key, accuracy_input=accuracy_input,
+                               reference=lambda y64: _reference(conv, y64),
+                               timing_key=timing_key, timing_input=timing_input,
+                               gate=tuple(n for n in names if n in PLAIN_LAYOUTS))
+        memo[(timing_key, tuple(names))] = choice
+    return choice
+
+
+def convolution(conv: nn.Module, x: Tensor) -> Tensor:
+    """``conv`` on ``x`` by its chosen path (``F.conv2d`` when no training path applies)."""
+    return PATHS[path(conv, x)](conv, x)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def _output_grad(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """A deterministic N(0, 1) output gradient of ``shape`` (the same for every candidate)."""
+    g = torch.Generator().manual_seed(zlib.crc32(repr(tuple(shape)).encode()))
+    return torch.randn(tuple(shape), generator=g).to(dtype)
+
+
+def _forward_backward(conv: nn.Module, run: Callable, x: Tensor) -> tuple[Tensor, ...]:
+    """A training step's outputs of one candidate: (y, dx, dW[, db]) for the probe's output gradient."""
+    params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(True)
+        y = run(conv, leaf)
+        found = torch.autograd.grad(y, [leaf, *params], _output_grad(y.shape, y.dtype))
+    return (y.detach(), *found)
+
+
+def _reference(conv: nn.Module, x64: Tensor) -> tuple[Tensor, ...]:
+    """(y, dx, dW[, db]) in float64, a block of output channels at a time (fc6's weight is 411 MB)."""
+    w, b = conv.weight.detach(), conv.bias
+    stride, padding, dilation, groups = _geometry(conv)
+    block = w.shape[0] if groups != 1 else max(1, REFERENCE_BLOCK_BYTES // max(1, w[0].numel() * 8))
+    ys, dws, dbs, dx = [], [], [], None
+    probe_y = None
+    for i in range(0, w.shape[0], block):
+        with torch.enable_grad():
+            leaf = x64.detach().requires_grad_(True)
+            wb = w[i:i + block].double().requires_grad_(True)
+            bb = None if b is None else b.detach()[i:i + block].double().requires_grad_(True)
+            y = F.conv2d(leaf, wb, bb, stride, padding, dilation, groups)
+            if probe_y is None:  # the output gradient is drawn for the whole output's shape
+                full = (y.shape[0], w.shape[0], *y.shape[2:])
+                probe_y = _output_grad(full, torch.float64)
+            found = torch.autograd.grad(y, [leaf, wb] + ([bb] if bb is not None else []), probe_y[:, i:i + block])
+        ys.append(y.detach())
+        dx = found[0] if dx is None else dx + found[0]
+        dws.append(found[1])
+        if bb is not None:
+            dbs.append(found[2])
+    out = (torch.cat(ys, 1), dx, torch.cat(dws, 0))
+    return out + ((torch.cat(dbs, 0),) if dbs else ())

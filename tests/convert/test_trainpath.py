@@ -1,0 +1,157 @@
+"""The training paths (convert.trainpath): every path's output and gradients against float64
+``F.conv2d`` autograd; the measured, accuracy-gated choice; where no path applies, plain F.conv2d."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convert import fastpath, trainpath, tuning
+from convert.coord_map import WindowGeometry
+from convert.modules import Convolution
+from fcn_ref.blocks import Conv2d
+
+# (in, out, kernel, pad, side, bias): 3x3 with every pad Winograd takes, fc6-like 7x7 and 1x1 unpadded.
+GEOMETRIES = [(5, 7, 3, 1, 13, True), (5, 7, 3, 0, 9, True), (4, 6, 3, 2, 8, False), (6, 8, 7, 0, 10, True),
+              (6, 8, 1, 0, 9, True), (6, 8, 1, 0, 9, False)]
+
+
+def _conv(cin: int, cout: int, k: int, pad: int, bias: bool, seed: int = 0) -> Conv2d:
+    torch.manual_seed(seed)
+    return Conv2d(cin, cout, k, padding=pad, bias=bias)
+
+
+def _float64_step(conv, x: torch.Tensor, grad: torch.Tensor) -> list[torch.Tensor]:
+    leaf = x.double().requires_grad_(True)
+    params = [conv.weight.detach().double().requires_grad_(True)]
+    if conv.bias is not None:
+        params.append(conv.bias.detach().double().requires_grad_(True))
+    y = F.conv2d(leaf, params[0], params[1] if conv.bias is not None else None, conv.stride, conv.padding)
+    return [y.detach(), *torch.autograd.grad(y, [leaf, *params], grad.double())]
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_every_path_gives_the_float64_output_and_gradients(geometry, layout):
+    cin, cout, k, pad, side, bias = geometry
+    conv = _conv(cin, cout, k, pad, bias)
+    x = torch.randn(2, cin, side, side).requires_grad_(True)
+    if layout == "channels_last":
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    names = trainpath.candidates(conv, x)
+    assert trainpath.BASELINE in names and len(names) >= 2
+    if k == 3:
+        assert "winograd" in names
+    if pad == 0:
+        assert "gemm" in names
+    for name in names:
+        y, *grads = trainpath._forward_backward(conv, trainpath.PATHS[name], x)
+        expected = _float64_step(conv, x, trainpath._output_grad(y.shape, torch.float64))
+        assert len(grads) + 1 == len(expected)
+        for got, want in zip([y, *grads], expected):
+            assert got.shape == want.shape
+            assert _rel(got, want) < (2e-5 if name == "winograd" else 2e-6), name
+
+
+def test_reference_in_channel_blocks_equals_one_piece(monkeypatch):
+    """The float64 reference splits large weights by output channels; the pieces add up exactly."""
+    conv = _conv(6, 8, 3, 1, True)
+    x = torch.rand(1, 6, 7, 7, dtype=torch.float64)
+    whole = trainpath._reference(conv, x)
+    monkeypatch.setattr(trainpath, "REFERENCE_BLOCK_BYTES", 6 * 9 * 8 * 3)  # three channels a block
+    pieces = trainpath._reference(conv, x)
+    for a, b in zip(whole, pieces):
+        assert torch.allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("module", ["zoo", "runtime"])
+@pytest.mark.parametrize("fast", ["gemm", "winograd", "autograd_channels_last"])
+def test_the_measured_choice_runs_in_training(module, fast, fake_timer, monkeypatch):
+    """With the path timed fastest (and the gate off, so it is forced), a training call takes it
+    (zoo ``Conv2d`` and the runtime's ``Convolution`` alike), and gradients still match float64."""
+    fake_timer({fast: 0.1})
+    monkeypatch.setattr(tuning, "ACCURACY_FACTOR", float("inf"))
+    k, pad = (1, 0) if fast == "gemm" else (3, 1)
+    conv = _conv(6, 8, k, pad, True)
+    if module == "runtime":
+        runtime = Convolution(WindowGeometry((k, k), (1, 1), (pad, pad)), 1)
+        runtime.weight, runtime.bias = conv.weight, conv.bias
+        conv = runtime
+    x = torch.randn(1, 6, 11, 11, requires_grad=True)
+    taken = []
+    monkeypatch.setitem(trainpath.PATHS, fast, lambda c, y, run=trainpath.PATHS[fast]: taken.append(1) or run(c, y))
+    out = conv(x)
+    assert taken and trainpath.path(conv, x) == fast
+    g = torch.randn(out.shape)
+    out.backward(g)
+    expected = _float64_step(conv, x.detach(), g)
+    for got, want in zip([out.detach(), x.grad, conv.weight.grad, conv.bias.grad], expected):
+        assert _rel(got, want) < 2e-5
+
+
+def test_the_gate_refuses_an_inaccurate_path(fake_timer, monkeypatch):
+    """A path that is fast but wrong in one gradient only is never chosen (the gate is per tensor)."""
+    fake_timer({"gemm": 0.1})
+
+    class _Scaled(torch.autograd.Function):  # right output, input gradient off by 1e-4
+        @staticmethod
+        def forward(ctx, y):
+            return y.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * (1 + 1e-4)
+
+    def bad_gemm(conv, x):
+        return _Scaled.apply(trainpath._gemm(conv, x))
+
+    monkeypatch.setitem(trainpath.PATHS, "gemm", bad_gemm)
+    conv = _conv(6, 8, 1, 0, True)
+    x = torch.randn(1, 6, 11, 11, requires_grad=True)
+    assert "gemm" in trainpath.candidates(conv, x)
+    assert trainpath.path(conv, x) != "gemm"
+
+
+def test_choice_is_measured_once_while_the_weights_change(fake_timer, monkeypatch):
+    """Training changes the weights every step; the layer keeps its choice (no re-measuring)."""
+    fake_timer({"gemm": 0.1})
+    timed = []
+    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: timed.append(name) or (0.1 if name == "gemm" else 2.0))
+    conv = _conv(6, 8, 1, 0, True)
+    x = torch.randn(1, 6, 11, 11, requires_grad=True)
+    for _ in range(3):
+        conv(x).sum().backward()
+        with torch.no_grad():
+            conv.weight.sub_(0.01 * conv.weight.grad)
+    assert trainpath.path(conv, x) == "gemm"
+    assert sorted(timed) == sorted(set(timed))  # each candidate timed once
+
+
+@pytest.mark.parametrize("case", ["no_grad", "frozen_input_and_weights", "exact", "float64"])
+def test_plain_conv2d_where_no_training_path_applies(case, fake_timer):
+    fake_timer({"gemm": 0.1, "winograd": 0.1, "autograd_channels_last": 0.1})
+    conv = _conv(5, 7, 3, 1, True)
+    x = torch.randn(1, 5, 12, 12, requires_grad=case != "frozen_input_and_weights")
+    if case == "frozen_input_and_weights":
+        conv.requires_grad_(False)
+    if case == "exact":
+        fastpath.set_exact(conv)
+    if case == "float64":
+        conv.double()
+        x = x.detach().double().requires_grad_(True)
+    with torch.set_grad_enabled(case != "no_grad"):
+        assert not trainpath.applies(conv, x) and trainpath.path(conv, x) == trainpath.BASELINE
+        got = conv(x)
+    assert torch.equal(got, F.conv2d(x, conv.weight, conv.bias, 1, 1))
+
+
+def test_small_layers_are_not_measured(monkeypatch):
+    """Under fastpath.MIN_MEASURED_FLOPS the baseline runs unmeasured (the test fixtures' nets)."""
+    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: pytest.fail("measured"))
+    conv = _conv(5, 7, 3, 1, True)
+    x = torch.randn(1, 5, 12, 12, requires_grad=True)
+    assert trainpath.path(conv, x) == trainpath.BASELINE
