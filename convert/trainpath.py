@@ -7,9 +7,11 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 
 - **"autograd"**: ``F.conv2d`` with autograd, input as given (the baseline: Caffe's numbers are
   compared with it);
-- **"autograd_channels_last"** / **"autograd_nchw"**: the same in the other memory layout; the
-  output keeps that layout and the next layers see it (oneDNN's CL kernels differ, in forward and
-  backward);
+- **"autograd_channels_last"**: the same on a channels_last copy of an NCHW input; the output
+  keeps that layout and the next layers see it (oneDNN's CL kernels differ, in forward and
+  backward). There is no way back to NCHW: a layer-by-layer choice cannot see what a switch costs
+  the layers around it (copies of the activation and of its gradient, elementwise backward over
+  mixed layouts), so once channels_last, a net stays so;
 - **"gemm"** (stride 1, no padding, dilation 1, one group: fc6, fc7, the 1x1 score layers): an
   autograd Function of three GEMMs (``convert.gemm``): ``y = cols @ W.T``, ``dW = dY.T @ cols``,
   ``dcols = dY @ W`` folded back (``F.fold``; a view for 1x1);
@@ -21,7 +23,7 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 Which one a layer takes is **measured, not assumed**, by ``convert.tuning.choose`` as for the
 inference paths: a candidate's output, input gradient, weight gradient and bias gradient on a
 small probe (the layer's real weights and channels) must each stay within 2x the error of plain
-``F.conv2d`` against float64 (the worse of its two memory layouts, see ``PLAIN_LAYOUTS``), and its forward plus backward on the layer's real input shape must beat the
+``F.conv2d`` against float64 (the worse of its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real input shape must beat the
 baseline's by the margin. Results are cached per machine with the inference choices; a module
 remembers its choice per input-size bucket for the whole run (its weights change every step, so
 unlike ``convert.fastpath`` the memo is not tied to them). Layers under
@@ -177,11 +179,11 @@ PATHS: dict[str, Callable[[nn.Module, Tensor], Tensor]] = {
 }
 
 
-# The baseline's formula in the other memory layout (whichever candidates lists): plain F.conv2d
-# in either layout is as exact as the project's baseline, so the accuracy gate allows 2x the worse of
-# the two per tensor (they differ by up to 10x on FCN-8s's layers: oneDNN's channels_last forward and
-# NCHW weight gradient sum in other orders).
-PLAIN_LAYOUTS = ("autograd_nchw", "autograd_channels_last")
+# Plain F.conv2d in either memory layout is as exact as the baseline, so the accuracy gate allows
+# 2x the worse of the two per tensor (they differ by up to 10x on FCN-8s's layers: oneDNN's
+# channels_last forward and NCHW weight gradient sum in other orders). The other layout's run is
+# such a reference (``tuning.choose``'s ``references``), whatever the candidates.
+OTHER_LAYOUT = {"nchw": "autograd_channels_last", "channels_last": "autograd_nchw"}
 
 
 def applies(conv: nn.Module, x: Tensor) -> bool:
@@ -201,7 +203,7 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
     stride, (ph, pw), dilation, groups = _geometry(conv)
     if x.shape[2] + 2 * ph < (kh - 1) * dilation[0] + 1 or x.shape[3] + 2 * pw < (kw - 1) * dilation[1] + 1:
         return [BASELINE]  # PyTorch's own error
-    names = [BASELINE, "autograd_nchw" if _is_channels_last(x) else "autograd_channels_last"]
+    names = [BASELINE] if _is_channels_last(x) else [BASELINE, "autograd_channels_last"]
     if groups == 1 and stride == (1, 1) and dilation == (1, 1):
         if (ph, pw) == (0, 0):
             names.append("gemm")
@@ -240,11 +242,14 @@ def path(conv: nn.Module, x: Tensor) -> str:
         accuracy_key = f"{geometry} weights {weights} x1x{c}x{sides[0]}x{sides[1]} {layout}"
         accuracy_input = tuning.probe_input((1, c, *sides), accuracy_key, like=x)
         timing_input = tuning.probe_input(tuple(x.shape), timing_key, like=x)
-        runs = {name: (lambda y, run=PATHS[name]: _forward_backward(conv, run, y)) for name in names}
+        def runs_for(name: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
+            return lambda y: _forward_backward(conv, PATHS[name], y)
+
+        runs = {name: runs_for(name) for name in names}
         choice = tuning.choose(runs, BASELINE, accuracy_key=accuracy_key, accuracy_input=accuracy_input,
                                reference=lambda y64: _reference(conv, y64),
                                timing_key=timing_key, timing_input=timing_input,
-                               gate=tuple(n for n in names if n in PLAIN_LAYOUTS))
+                               references={OTHER_LAYOUT[layout]: runs_for(OTHER_LAYOUT[layout])})
         memo[(timing_key, tuple(names))] = choice
     return choice
 

@@ -151,34 +151,37 @@ def probe_input(shape: tuple[int, ...], seed_text: str, like: Tensor) -> Tensor:
 
 
 def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, accuracy_input: Tensor,
-           reference: Run, timing_key: str, timing_input: Tensor, gate: tuple[str, ...] = ()) -> str:
+           reference: Run, timing_key: str, timing_input: Tensor, references: Mapping[str, Run] | None = None) -> str:
     """The candidate to run (a key of ``candidates``; ``baseline`` unless another passes the
     accuracy gate and is faster by the margin). See the module docstring for the two steps.
 
     ``reference`` computes the layer in float64 from ``accuracy_input``; the keys name the layer
-    (geometry and a weight fingerprint for accuracy, geometry and input shape for timing). ``gate``
-    names candidates that compute the baseline's formula too (the same kernel in another memory
-    layout): the gate then allows the worst of their errors and the baseline's, per tensor.
+    (geometry and a weight fingerprint for accuracy, geometry and input shape for timing).
+    ``references`` compute the baseline's formula another way (the same kernel in another memory
+    layout): they are never chosen or timed, but the gate allows the worst of their errors and the
+    baseline's, per tensor.
     """
     if len(candidates) == 1:
         return baseline
+    references = dict(references or {})
+    gated = {**references, **candidates}
     key = machine_key()
     path = cache_file(key)
     with _lock:
         records = _records(path, key)
         changed = False
         errors = records["accuracy"].setdefault(accuracy_key, {})
-        if ACCURACY_FACTOR != math.inf and any(name not in errors for name in candidates):
+        if ACCURACY_FACTOR != math.inf and any(name not in errors for name in gated):
             with torch.no_grad():
                 expected = reference(accuracy_input.double())
-                for name, run in candidates.items():
+                for name, run in gated.items():
                     if name not in errors:
                         errors[name] = _errors(run(accuracy_input), expected)
             changed = True
         if ACCURACY_FACTOR == math.inf:  # the gate is off (tests forcing a path)
             allowed = list(candidates)
         else:
-            bar = _worst([errors[name] for name in (baseline, *gate)])
+            bar = _worst([errors[name] for name in (baseline, *references)])
             allowed = [name for name in candidates if name == baseline or _within(errors[name], bar)]
         times = records["timing"].setdefault(timing_key, {})
         if any(name not in times for name in allowed):

@@ -57,6 +57,40 @@ def test_gate_is_relative_to_the_baseline_error(fake_timer):
     assert choose({"base": tripled(10 * EPS), "x": tripled(30 * EPS)}) == "base"
 
 
+def test_references_raise_the_bar_but_are_never_chosen_or_timed(fake_timer, monkeypatch):
+    """A reference (the baseline's formula in another layout) off by 20 ulps lets a candidate off
+    by 30 through; the reference itself, though "fastest", is neither timed nor chosen."""
+    fake_timer({"base": 1.0, "x": 0.5, "other_layout": 0.01})
+    timed = []
+    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: timed.append(name) or
+                        {"base": 1.0, "x": 0.5}[name])
+    x = torch.rand(2, 3, 4, 5) + 0.5
+    picked = tuning.choose({"base": tripled(), "x": tripled(30 * EPS)}, "base", accuracy_key="k",
+                           accuracy_input=x, reference=lambda y: y * 3, timing_key="k", timing_input=x,
+                           references={"other_layout": tripled(20 * EPS)})
+    assert picked == "x" and sorted(timed) == ["base", "x"]
+    fake_timer({"base": 1.0, "x": 0.5})
+    assert tuning.choose({"base": tripled(), "x": tripled(60 * EPS)}, "base", accuracy_key="k2",
+                         accuracy_input=x, reference=lambda y: y * 3, timing_key="k2", timing_input=x,
+                         references={"other_layout": tripled(20 * EPS)}) == "base"
+
+
+def test_several_outputs_must_each_pass(fake_timer):
+    """A run returning several tensors (a training step) is gated per tensor: accurate in one
+    output does not excuse another."""
+    fake_timer({"base": 1.0, "x": 0.1})
+
+    def pair(e1: float, e2: float):
+        return lambda y: (tripled(e1)(y), tripled(e2)(y))
+
+    x = torch.rand(2, 3, 4, 5) + 0.5
+    kwargs = dict(accuracy_input=x, reference=lambda y: (y * 3, y * 3), timing_input=x)
+    assert tuning.choose({"base": pair(0, 10 * EPS), "x": pair(15 * EPS, 0)}, "base",
+                         accuracy_key="p1", timing_key="p1", **kwargs) == "base"
+    assert tuning.choose({"base": pair(10 * EPS, 10 * EPS), "x": pair(15 * EPS, 5 * EPS)}, "base",
+                         accuracy_key="p2", timing_key="p2", **kwargs) == "x"
+
+
 def test_a_lone_candidate_is_not_measured(fake_timer, monkeypatch):
     fake_timer({})
     monkeypatch.setattr(tuning, "time_candidate", lambda name, run: pytest.fail("measured"))
