@@ -9,8 +9,9 @@ make a small smoke run. Each side runs in its own process, so its peak RSS is it
 quiet machine: the figures in benchmarks/README.md come from such a run, with the CPU model.
 
 fcn-ref's first step on a new machine measures its training paths (``convert.trainpath``; cached in
-~/.cache/fcn-ref): the worker runs one untimed step first and reports how long it took. ``--before``
-also times the plain path (autograd ``F.conv2d`` everywhere, all gradients then the update:
+~/.cache/fcn-ref): a first worker process runs that one step and reports how long it took, so the
+timed process (which runs one untimed step too) has the cache and its peak RSS is training's own.
+``--before`` also times the plain path (autograd ``F.conv2d`` everywhere, all gradients then the update:
 ``fast_paths`` off, ``update_in_backward=False``) in its own process, for before/after ratios.
 """
 from __future__ import annotations
@@ -110,7 +111,7 @@ def ours(work: Path, div: int, repeats: int, before: bool) -> None:
     flops = forward_flops(model.eval(), batch["data"])
     model.train()
     first = _time(lambda: solver.step(1))  # the first step on a machine measures the paths
-    times = [_time(lambda: solver.step(1)) for _ in range(repeats)]
+    times = [_time(lambda: solver.step(1)) for _ in range(repeats)] or [first]
     print(json.dumps({"times": times, "first": first, "forward_flops": flops,
                       "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 
@@ -136,12 +137,13 @@ def main() -> None:
         f["data"] = rng.normal(0, 50, (1, 3, args.size, args.size)).astype(np.float32)
         f["label"] = rng.integers(0, 21, (1, 1, args.size, args.size)).astype(np.float32)
 
-    def worker(plain: bool) -> dict:
+    def worker(plain: bool, repeats: int = args.repeats) -> dict:
         run = subprocess.run([sys.executable, __file__, "--worker", str(work), "--width-div", str(args.width_div),
-                              "--repeats", str(args.repeats)] + (["--plain"] if plain else []),
+                              "--repeats", str(repeats)] + (["--plain"] if plain else []),
                              check=True, capture_output=True, text=True)
         return json.loads(run.stdout.strip().splitlines()[-1])
 
+    warm = worker(False, repeats=0)  # measures and caches the training paths where needed
     mine = worker(False)
     plain = worker(True) if args.before else None
     peak = gemm_peak()
@@ -153,7 +155,8 @@ def main() -> None:
           f"GFLOP, iteration counted as {iteration_flops / 1e9:.1f} GFLOP")
     print(f"fcn-ref: {best:.3f} s/iteration (best of {args.repeats}), {iteration_flops / best / 1e9:.0f} GFLOP/s = "
           f"{100 * iteration_flops / best / 1e9 / peak:.0f}% of peak, peak RSS {mine['maxrss_kib'] / 2**20:.2f} GiB "
-          f"(first step, measuring the paths where not cached: {mine['first']:.1f} s)")
+          f"(first step, measuring the paths unless cached: {warm['first']:.1f} s, peak RSS "
+          f"{warm['maxrss_kib'] / 2**20:.2f} GiB)")
     if plain is not None:
         plain_best = min(plain["times"])
         print(f"plain:   {plain_best:.3f} s/iteration, {100 * iteration_flops / plain_best / 1e9 / peak:.0f}% of "

@@ -7,11 +7,10 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 
 - **"autograd"**: ``F.conv2d`` with autograd, input as given (the baseline: Caffe's numbers are
   compared with it);
-- **"autograd_channels_last"**: the same on a channels_last copy of an NCHW input; the output
-  keeps that layout and the next layers see it (oneDNN's CL kernels differ, in forward and
-  backward). There is no way back to NCHW: a layer-by-layer choice cannot see what a switch costs
-  the layers around it (copies of the activation and of its gradient, elementwise backward over
-  mixed layouts), so once channels_last, a net stays so;
+- **"autograd_channels_last"** / **"autograd_nchw"**: the same in the other memory layout; the
+  output keeps that layout and the next layers see it (oneDNN's kernels differ per layout, in
+  forward and backward: on the Xeon we measured, channels_last wins on the big early layers and
+  loses on the 512-channel ones, so a net may switch there and back);
 - **"gemm"** (stride 1, no padding, dilation 1, one group: fc6, fc7, the 1x1 score layers): an
   autograd Function of three GEMMs (``convert.gemm``): ``y = cols @ W.T``, ``dW = dY.T @ cols``,
   ``dcols = dY @ W`` folded back (``F.fold``; a view for 1x1);
@@ -23,8 +22,8 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 Which one a layer takes is **measured, not assumed**, by ``convert.tuning.choose`` as for the
 inference paths: a candidate's output, input gradient, weight gradient and bias gradient on a
 small probe (the layer's real weights and channels) must each stay within 2x the error of plain
-``F.conv2d`` against float64 (the worse of its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real input shape must beat the
-baseline's by the margin. Results are cached per machine with the inference choices; a module
+``F.conv2d`` against float64 (the worse of its two memory layouts, see ``OTHER_LAYOUT``), and
+its forward plus backward on the layer's real input shape must beat the baseline's by the margin. Results are cached per machine with the inference choices; a module
 remembers its choice per input-size bucket for the whole run (its weights change every step, so
 unlike ``convert.fastpath`` the memo is not tied to them). Layers under
 ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors, other
@@ -182,7 +181,7 @@ PATHS: dict[str, Callable[[nn.Module, Tensor], Tensor]] = {
 # Plain F.conv2d in either memory layout is as exact as the baseline, so the accuracy gate allows
 # 2x the worse of the two per tensor (they differ by up to 10x on FCN-8s's layers: oneDNN's
 # channels_last forward and NCHW weight gradient sum in other orders). The other layout's run is
-# such a reference (``tuning.choose``'s ``references``), whatever the candidates.
+# both a candidate and such a reference (``tuning.choose``'s ``references``).
 OTHER_LAYOUT = {"nchw": "autograd_channels_last", "channels_last": "autograd_nchw"}
 
 
@@ -203,7 +202,7 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
     stride, (ph, pw), dilation, groups = _geometry(conv)
     if x.shape[2] + 2 * ph < (kh - 1) * dilation[0] + 1 or x.shape[3] + 2 * pw < (kw - 1) * dilation[1] + 1:
         return [BASELINE]  # PyTorch's own error
-    names = [BASELINE] if _is_channels_last(x) else [BASELINE, "autograd_channels_last"]
+    names = [BASELINE, OTHER_LAYOUT["channels_last" if _is_channels_last(x) else "nchw"]]
     if groups == 1 and stride == (1, 1) and dilation == (1, 1):
         if (ph, pw) == (0, 0):
             names.append("gemm")
