@@ -27,6 +27,9 @@ from torch import Tensor, nn
 from convert.train_net import ParamSpec
 
 
+REGULARIZE_SLICE = 1 << 20  # elements per in-place regularization slice (4 MB of float32)
+
+
 def _f(value: float) -> float:
     return float(np.float32(value))
 
@@ -73,7 +76,7 @@ class CaffeSGD:
             if self._armed_rate is None or name not in self._pending:
                 return  # not armed: the gradient stays for ``step``
             with torch.no_grad():
-                self._update(name, param, param.grad, self._armed_rate)
+                self._update(name, param, param.grad, self._armed_rate, owned=True)
             param.grad = None
             self._pending.discard(name)
         return hook
@@ -115,14 +118,15 @@ class CaffeSGD:
         for name, param in self.params.items():
             self._update(name, param, grads[name], rate)
 
-    def _update(self, name: str, param: Tensor, g: Tensor, rate: float) -> None:
-        """One parameter's update from its (clipped) gradient: the rule in the module docstring."""
+    def _update(self, name: str, param: Tensor, g: Tensor, rate: float, owned: bool = False) -> None:
+        """One parameter's update from its (clipped) gradient: the rule in the module docstring.
+        ``owned``: ``g`` is dropped afterwards, so regularization may add into it in place."""
         spec = self.specs[name]
         if self.iter_size != 1:
             g = g * _f(1.0 / self.iter_size)
         decay = _f(self.weight_decay * _f(spec.decay_mult))
         if decay:
-            g = g + decay * (param if self.regularization == "L2" else torch.sign(param))
+            g = self._regularized(g, param, decay, owned)
         local_rate = _f(_f(rate) * _f(spec.lr_mult))
         param.sub_(self.update_value(name, g, local_rate))
 
@@ -131,6 +135,19 @@ class CaffeSGD:
         the one step the solver types differ in: see ``update_rules``): here the momentum history."""
         history = self.history[name]
         return history.mul_(self.momentum).add_(g, alpha=local_rate)  # Caffe's axpby
+
+    def _regularized(self, g: Tensor, param: Tensor, decay: float, owned: bool) -> Tensor:
+        """``g + decay * w`` (L2) or ``g + decay * sign(w)`` (L1). On a gradient about to be dropped
+        it is added in place, a slice at a time: the same float32 products and sums, without two
+        temporaries the size of the blob (fc6's is 411 MB)."""
+        term = (lambda w: w) if self.regularization == "L2" else torch.sign
+        if not (owned and g.is_contiguous() and param.is_contiguous() and g.shape == param.shape):
+            return g + decay * term(param)
+        flat_g, flat_w = g.view(-1), param.view(-1)
+        for start in range(0, flat_g.numel(), REGULARIZE_SLICE):
+            end = start + REGULARIZE_SLICE
+            flat_g[start:end].add_(decay * term(flat_w[start:end]))
+        return g
 
     def state_dict(self) -> dict[str, Tensor]:
         return {name: h.detach().cpu().clone() for name, h in self.history.items()}
