@@ -107,11 +107,13 @@ def set_exact(model: nn.Module, exact: bool = True) -> nn.Module:
     """Turn every fast path of ``model`` off (``exact=True``) or back on; returns ``model``.
 
     Works on any module tree: the runtime's ``CaffeModule`` and the layer modules ``fcn_ref``
-    builds on all carry a ``fast_paths`` flag.
+    builds on all carry a ``fast_paths`` flag; convolutions that have only training paths
+    (``convert.trainpath``; the zoo's ``fcn_ref.blocks.Conv2d``) carry a ``training_paths`` flag.
     """
     for module in model.modules():
-        if hasattr(module, "fast_paths"):
-            module.fast_paths = not exact
+        for flag in ("fast_paths", "training_paths"):
+            if hasattr(module, flag):
+                setattr(module, flag, not exact)
     return model
 
 

@@ -23,11 +23,13 @@ Which one a layer takes is **measured, not assumed**, by ``convert.tuning.choose
 inference paths: a candidate's output, input gradient, weight gradient and bias gradient on a
 small probe (the layer's real weights and channels) must each stay within 2x the error of plain
 ``F.conv2d`` against float64 (the worse of its two memory layouts, see ``OTHER_LAYOUT``), and
-its forward plus backward on the layer's real input shape must beat the baseline's by the margin. Results are cached per machine with the inference choices; a module
+its forward plus backward on the layer's real input shape must beat the baseline's by the margin.
+Results are cached per machine with the inference choices; a module
 remembers its choice per input-size bucket for the whole run (its weights change every step, so
 unlike ``convert.fastpath`` the memo is not tied to them). Layers under
 ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors, other
-dtypes, traced or exported calls, and modules with ``fast_paths = False``.
+dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths`` False
+(``convert.fastpath.set_exact``).
 """
 from __future__ import annotations
 
@@ -188,7 +190,8 @@ OTHER_LAYOUT = {"nchw": "autograd_channels_last", "channels_last": "autograd_nch
 def applies(conv: nn.Module, x: Tensor) -> bool:
     """Whether a call may take a training path: gradients wanted, CPU fp32, fast paths on."""
     w = conv.weight
-    return (getattr(conv, "fast_paths", True) and not fastpath.exporting() and torch.is_grad_enabled()
+    return (getattr(conv, "fast_paths", True) and getattr(conv, "training_paths", True)
+            and not fastpath.exporting() and torch.is_grad_enabled()
             and not fastpath.inference_only(x, w, conv.bias) and x.device.type == "cpu"
             and x.dtype == torch.float32 and w.dtype == torch.float32 and x.dim() == 4 and w.dim() == 4
             and x.numel() > 0 and x.shape[1] == w.shape[1] * conv.groups)

@@ -42,12 +42,13 @@ class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters, state dict and printout) whose calls that need a gradient
     take the measured training paths of ``convert.trainpath`` on the CPU (channels_last, fc6 and
     the 1x1 layers as GEMMs, Winograd), each accuracy-gated against float64; inference and every
-    other case are ``nn.Conv2d``'s. ``fast_paths = False`` (``convert.fastpath.set_exact``) keeps
-    it plain ``F.conv2d`` throughout."""
+    other case are ``nn.Conv2d``'s. ``training_paths = False`` (``convert.fastpath.set_exact``)
+    keeps it plain ``F.conv2d`` throughout. (Its flag is not ``fast_paths``: it has no inference
+    fast paths.)"""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fast_paths = True
+        self.training_paths = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.padding_mode == "zeros" and trainpath.applies(self, x):
