@@ -21,15 +21,17 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 
 Which one a layer takes is **measured, not assumed**, by ``convert.tuning.choose`` as for the
 inference paths: a candidate's output, input gradient, weight gradient and bias gradient on a
-small probe (the layer's real weights and channels) must each stay within 2x the error of plain
-``F.conv2d`` against float64 (the worse of its two memory layouts, see ``OTHER_LAYOUT``), and
-its forward plus backward on the layer's real input shape must beat the baseline's by the margin.
-Results are cached per machine with the inference choices; a module
-remembers its choice per input-size bucket for the whole run (its weights change every step, so
-unlike ``convert.fastpath`` the memo is not tied to them). Layers under
-``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors, other
-dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths`` False
-(``convert.fastpath.set_exact``).
+small probe (the layer's real weights and input channels, at most ``ACCURACY_MAX_OUTPUTS`` output
+channels) must each stay within 2x the error of plain ``F.conv2d`` against float64 (the worse of
+its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real
+input shape must beat the baseline's by the margin. Results are cached per machine with the
+inference choices; a module remembers its choice per input-size bucket for the whole run (its
+weights change every step, so unlike ``convert.fastpath`` the memo is not tied to them). Layers
+under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors,
+other dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths``
+False (``convert.fastpath.set_exact``). The first step of a run checks accuracy (small probes);
+the first run on a machine also times the candidates at full size (seconds to minutes for
+FCN-8s, and transient memory for fc6's gradients).
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ from convert.winograd import winograd_conv3x3, winograd_matrices
 
 BASELINE = "autograd"
 WINOGRAD_TILE = 4  # F(4x4, 3x3); F(2x2) never won a layer in the inference measurements
+ACCURACY_MAX_OUTPUTS = 256  # output channels of the accuracy probe at most (``_accuracy_probe``)
 REFERENCE_BLOCK_BYTES = 64 << 20  # float64 weight per block of output channels in the reference
 
 Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]  # stride, padding, dilation, groups
@@ -240,20 +243,40 @@ def path(conv: nn.Module, x: Tensor) -> str:
         kh, kw = conv.weight.shape[2:]
         sides = [fastpath._accuracy_side(size, k, s, p, d) for size, k, s, p, d in
                  zip((h, w), (kh, kw), stride, padding, dilation)]
-        weights = fastpath.fingerprint(conv.weight, conv.bias)
-        accuracy_key = f"{geometry} weights {weights} x1x{c}x{sides[0]}x{sides[1]} {layout}"
+        probe = _accuracy_probe(conv)
+        weights = fastpath.fingerprint(probe.weight, probe.bias)
+        accuracy_key = (f"{geometry} weights {weights} out{probe.weight.shape[0]} "
+                        f"x1x{c}x{sides[0]}x{sides[1]} {layout}")
         accuracy_input = tuning.probe_input((1, c, *sides), accuracy_key, like=x)
         timing_input = tuning.probe_input(tuple(x.shape), timing_key, like=x)
+
         def runs_for(name: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
-            return lambda y: _forward_backward(conv, PATHS[name], y)
+            # tuning.choose calls a run on its accuracy input (here: the probe layer) and on its
+            # timing input (the layer itself, at its real size)
+            return lambda y: _forward_backward(probe if y is accuracy_input else conv, PATHS[name], y)
 
         runs = {name: runs_for(name) for name in names}
         choice = tuning.choose(runs, BASELINE, accuracy_key=accuracy_key, accuracy_input=accuracy_input,
-                               reference=lambda y64: _reference(conv, y64),
+                               reference=lambda y64: _reference(probe, y64),
                                timing_key=timing_key, timing_input=timing_input,
                                references={OTHER_LAYOUT[layout]: runs_for(OTHER_LAYOUT[layout])})
         memo[(timing_key, tuple(names))] = choice
     return choice
+
+
+def _accuracy_probe(conv: nn.Module) -> nn.Module:
+    """The layer cut to its first ``ACCURACY_MAX_OUTPUTS`` output channels (real weights, geometry
+    and input channels), for the accuracy check: every output and weight-gradient element is the
+    same sum as in the full layer (the input gradient sums over fewer channels), and fc6's 411 MB
+    weight would otherwise need gigabytes of float64 gradients in the first step. Grouped layers
+    are kept whole."""
+    w, b = conv.weight.detach(), conv.bias
+    keep = w.shape[0] if conv.groups != 1 else min(w.shape[0], ACCURACY_MAX_OUTPUTS)
+    probe = nn.Module()
+    probe.weight = nn.Parameter(w[:keep].clone())
+    probe.bias = None if b is None else nn.Parameter(b.detach()[:keep].clone())
+    probe.stride, probe.padding, probe.dilation, probe.groups = conv.stride, conv.padding, conv.dilation, conv.groups
+    return probe
 
 
 def convolution(conv: nn.Module, x: Tensor) -> Tensor:

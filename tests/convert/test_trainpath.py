@@ -155,3 +155,16 @@ def test_small_layers_are_not_measured(monkeypatch):
     conv = _conv(5, 7, 3, 1, True)
     x = torch.randn(1, 5, 12, 12, requires_grad=True)
     assert trainpath.path(conv, x) == trainpath.BASELINE
+
+
+def test_accuracy_probe_keeps_the_first_output_channels_of_wide_layers():
+    """fc6-like layers are checked on their first ACCURACY_MAX_OUTPUTS output channels (real
+    weights, geometry and inputs), so the first step does not hold float64 copies of a 411 MB blob."""
+    wide = Conv2d(3, trainpath.ACCURACY_MAX_OUTPUTS + 44, 3, padding=1)
+    probe = trainpath._accuracy_probe(wide)
+    assert probe.weight.shape == (trainpath.ACCURACY_MAX_OUTPUTS, 3, 3, 3)
+    assert torch.equal(probe.weight, wide.weight[:trainpath.ACCURACY_MAX_OUTPUTS])
+    assert torch.equal(probe.bias, wide.bias[:trainpath.ACCURACY_MAX_OUTPUTS])
+    assert (probe.stride, probe.padding, probe.groups) == (wide.stride, wide.padding, wide.groups)
+    grouped = Conv2d(4, trainpath.ACCURACY_MAX_OUTPUTS + 44, 3, groups=2)
+    assert trainpath._accuracy_probe(grouped).weight.shape == grouped.weight.shape
