@@ -74,19 +74,29 @@ def _model(seed: int = 0) -> FCN8s:
 
 
 def _solver(policy: str, update_in_backward: bool | None, *, reg: str = "L2", extra: str = "",
-            model: FCN8s | None = None) -> Solver:
+            model: FCN8s | None = None, momentum: str = "momentum: 0.9") -> Solver:
     model = model or _model()
-    text = (f"base_lr: 1e-4 lr_policy: '{policy}' {POLICIES[policy]} momentum: 0.9 weight_decay: 0.01 "
+    text = (f"base_lr: 1e-4 lr_policy: '{policy}' {POLICIES[policy]} {momentum} weight_decay: 0.01 "
             f"regularization_type: '{reg}' max_iter: 5 {extra}")
     param = text_format.Parse(text, SolverParameter())
     return Solver(WithLoss(model), Fixed(), param, specs=param_specs(model, "model."),
                   update_in_backward=update_in_backward)
 
 
+def _flat(prefix: str, state: dict) -> dict[str, np.ndarray]:
+    """A solver state (nested for AdaDelta and Adam) as arrays by dotted key."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out.update(_flat(f"{prefix}{key}.", value))
+        else:
+            out[prefix + key] = np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value)
+    return out
+
+
 def _state(solver: Solver) -> dict[str, np.ndarray]:
     weights = {k: v.detach().numpy().copy() for k, v in solver.net.state_dict().items()}
-    history = {"history." + k: v.numpy() for k, v in solver.sgd.state_dict().items()}
-    return {**weights, **history}
+    return {**weights, **_flat("history.", solver.sgd.state_dict())}
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
@@ -124,6 +134,22 @@ def test_in_place_regularization_in_slices_is_bit_identical(reg, monkeypatch):
     plain.step(3)
     a, b = _state(fused), _state(plain)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("kind,fields", [
+    ("Nesterov", "momentum: 0.9"), ("AdaGrad", "momentum: 0 delta: 1e-6"),
+    ("RMSProp", "momentum: 0 rms_decay: 0.9 delta: 1e-6"), ("AdaDelta", "momentum: 0.95 delta: 1e-6"),
+    ("Adam", "momentum: 0.9 momentum2: 0.999 delta: 1e-8")])
+def test_every_solver_type_updates_in_backward_bit_for_bit(kind, fields):
+    """The other solver types (``update_rules``) share the per-parameter update, so the fused path
+    gives their numbers too, state included (Adam's step count, AdaDelta's second history)."""
+    fused = _solver("step", None, extra=f"type: '{kind}'", momentum=fields)
+    plain = _solver("step", False, extra=f"type: '{kind}'", momentum=fields)
+    assert fused.update_in_backward
+    fused.step(3)
+    plain.step(3)
+    a, b = _state(fused), _state(plain)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_unused_parameter_decays_as_in_the_plain_path():
