@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every fixture from real Caffe (build it first: tools/caffe/build.sh). About 1.5 minutes.
+# Regenerate every fixture from real Caffe (build it first: tools/caffe/build.sh). About 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/caffe/python3 tools/caffe/dump_schema.py tests/fixtures/caffe-proto.json   # schema field numbers
@@ -8,6 +8,6 @@ tools/caffe/python3 tools/caffe/make_surgery_fixture.py                         
 python3 tools/make_trained_fixture.py                                             # train in Caffe, score there
 tools/caffe/python3 tools/caffe/make_train_fixtures.py                           # SGDSolver step fixtures (train/)
 tools/caffe/python3 tools/caffe/make_solver_fixtures.py                          # other solver types (train-solvers/)
-python3 tools/make_staged_fixture.py                                              # staged 32s-16s-8s in Caffe (train/staged-synthetic)
+python3 tools/make_staged_fixture.py                                              # staged 32s-16s-8s in Caffe + its nudged rerun (train/staged-synthetic)
 cp tests/fixtures/voc-fcn8s/net.caffemodel fcn_ref/demo/fcn8s-tiny.caffemodel     # the README's demo model
 git status --short tests/fixtures fcn_ref/demo

@@ -45,12 +45,14 @@ def paint(rng: np.random.Generator, label: np.ndarray, noise: float = 8.0) -> Im
 
 def make_voc_folder(root: str | Path, num_images: int = 4, split: str = "val",
                     sizes: tuple[tuple[int, int], ...] = ((40, 30), (40, 30), (30, 44)),
-                    num_classes: int = 21, seed: int = 0, ids: list[str] | None = None) -> list[str]:
+                    num_classes: int = 21, seed: int = 0, ids: list[str] | None = None,
+                    objects: int = 3, noise: float = 8.0) -> list[str]:
     """Write ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` and
     ``ImageSets/Segmentation/<split>.txt`` under ``root``; return the ids in split order.
 
     ``sizes`` are (width, height), cycled over the images, so runs of equal sizes and size changes
     both occur (which batching has to handle). ``ids`` default to ``synth_000000``, ...
+    ``objects`` rectangles per image and the pixel ``noise`` go to ``random_label`` and ``paint``.
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -59,8 +61,8 @@ def make_voc_folder(root: str | Path, num_images: int = 4, split: str = "val",
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i, image_id in enumerate(ids):
         width, height = sizes[i % len(sizes)]
-        label = random_label(rng, height, width, num_classes)
-        paint(rng, label).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        label = random_label(rng, height, width, num_classes, objects=objects)
+        paint(rng, label, noise=noise).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
         save_label_png(label, root / "SegmentationClass" / f"{image_id}.png")
     (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return ids

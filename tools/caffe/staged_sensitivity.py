@@ -11,9 +11,9 @@ upsampling and the zero skip), except that FCN-32s's ``--nudge`` weights start o
 (``nextafter`` towards +inf). Writes OUT/<stage>/losses.npy and predictions.h5 (Caffe's argmax per
 val id). With ``--nudge ''`` it is a plain rerun, which reproduces the fixture bit for bit.
 
-How far this moves Caffe's own final predictions and mean IU is how chaotic the training is: the
+How far this moves Caffe's own predictions and mean IU is how chaotic the training is: the
 smallest difference any other float32 implementation must expect (tests/fcn_ref/train/
-test_train_end_to_end.py).
+test_train_end_to_end.py; tools/make_staged_fixture.py records it in staged.json).
 """
 from __future__ import annotations
 

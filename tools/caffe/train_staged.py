@@ -6,15 +6,29 @@ Caffe side of tools/make_staged_fixture.py (the command to run; it draws the syn
 set and writes DIR/train.h5, DIR/val_inputs.h5, DIR/val_labels.h5 as tools/make_trained_fixture.py
 does). This is the end-to-end oracle for the trainer (issue 11): the paper's staged recipe, each
 stage a real `caffe.SGDSolver`:
-  fcn32s  trunk He-initialized (train_synthetic.initialize), score_fr zero, upscore bilinear frozen;
+  pretrain  (stands in for VGG16's ImageNet weights; not compared, its result is fcn32s's init)
+          the FCN-8s net from He-initialized weights (train_synthetic.initialize), trained with the
+          CVPR-era form (normalized loss, momentum 0.9) so that the trunk's features separate the
+          classes; only its trunk (conv1_1 .. fc7) is kept;
+  fcn32s  the pretrained trunk, score_fr zero (as R's surgery leaves it), upscore bilinear frozen;
   fcn16s  copy_from fcn32s's final weights by layer name, score_pool4 zero (Caffe's default filler),
           upscore2/upscore16 bilinear frozen;
   fcn8s   copy_from fcn16s's final weights, score_pool3 zero, deconvs bilinear frozen.
-Every stage: HDF5Data batch 1 (train.h5, rows in order, wrap-around), SoftmaxWithLoss ignore 255
-normalize false, fixed lr, momentum 0.99, weight decay 5e-4, Dropout ratio 0 (Caffe's masks
-cannot be replayed). After each stage Caffe predicts every val image at its native size with the
-deploy net, and the scores come from train_synthetic's numpy code (one confusion matrix, void
-dropped, nanmeans as score.py).
+Every compared stage has the heavy recipe: HDF5Data batch 1 (train.h5, rows in order,
+wrap-around), SoftmaxWithLoss ignore 255 normalize false, fixed lr, momentum 0.99, weight decay
+5e-4, Dropout ratio 0 (Caffe's masks cannot be replayed); the lr is halved after FCN-32s (R's
+solvers lower it per stage too: 1e-10, 1e-12, 1e-14).
+
+Why fine-tuning from a pretrained trunk and these lrs (measured with staged_sensitivity.py): from a
+He-initialized trunk this training is chaotic (a one-ulp nudge of one initial blob moved Caffe's
+own final mean IU by 4-6 points and a quarter of its pixels), because the trunk's ReLU and max-pool
+switches flip and its gradients jump. From a trunk that already separates the classes, at lrs
+where the trunk barely moves, the zero-initialized score layers learn a nearly convex problem and
+Caffe's nudged rerun stays on its own predictions (staged.json ``caffe_self_sensitivity``).
+
+After each stage Caffe predicts every val image at its native size with the deploy net, and the
+scores come from train_synthetic's numpy code (one confusion matrix, void dropped, nanmeans as
+score.py).
 
 Writes FIXTURE_DIR/<stage>/: solver.prototxt, train.prototxt, train.txt, deploy.prototxt,
 init.caffemodel, losses.npy, predictions.h5, metrics.json; FIXTURE_DIR/fcn8s/final.caffemodel.
@@ -41,28 +55,31 @@ import nets  # noqa: E402
 import train_synthetic as ts  # noqa: E402
 from oracle import CAFFE_COMMIT, CAFFE_SOURCE  # noqa: E402
 
-NUM_CLASSES = 5  # background + the 4 classes the synthetic set draws
+NUM_CLASSES = 4  # background + the 3 classes the synthetic set draws
 WIDTHS = (4, 8, 8, 16, 16)
 FC = 16
+INPUT_SIZE = 128  # deploy.prototxt's Input shape (reshaped to each val image when predicting)
 SOURCE = "train.txt"
 TRAIN_H5 = "train.h5"  # not stored (about 20 MB): make_staged_fixture.py --data-only writes it
 SEED = 11
 # stage -> (iterations, base lr, new zero-initialized score layer)
 STAGES = {
-    "fcn32s": (500, 1e-7, "score_fr"),
-    "fcn16s": (250, 1e-7, "score_pool4"),
-    "fcn8s": (250, 1e-7, "score_pool3"),
+    "fcn32s": (150, 1e-8, "score_fr"),
+    "fcn16s": (100, 5e-9, "score_pool4"),
+    "fcn8s": (100, 5e-9, "score_pool3"),
 }
+# The pretraining that stands in for ImageNet (its net, iterations, lr, momentum; normalized loss).
+PRETRAIN = {"net": "fcn8s", "iterations": 800, "base_lr": 3e-3, "momentum": 0.9, "normalize": True}
 PARENT = {"fcn16s": "fcn32s", "fcn8s": "fcn16s"}
 STRIDE = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 
 
-def train_net(stage: str):
+def train_net(stage: str, normalize: bool = False):
     n = caffe.NetSpec()
     n.data, n.label = L.HDF5Data(source=SOURCE, batch_size=1, ntop=2)
     top = nets.vgg_trunk(n, n.data, widths=WIDTHS, fc=FC)
     nets.fcn_head(n, top, NUM_CLASSES, STRIDE[stage])
-    n.loss = L.SoftmaxWithLoss(n.score, n.label, loss_param=dict(ignore_label=ts.VOID, normalize=False))
+    n.loss = L.SoftmaxWithLoss(n.score, n.label, loss_param=dict(ignore_label=ts.VOID, normalize=normalize))
     proto = nets.named(n, f"{stage}-synthetic-train")
     for layer in proto.layer:
         if layer.type == "Dropout":
@@ -72,7 +89,7 @@ def train_net(stage: str):
 
 def deploy_net(stage: str):
     n = caffe.NetSpec()
-    n.data = nets.data_input(1, 3, 64, 64)
+    n.data = nets.data_input(1, 3, INPUT_SIZE, INPUT_SIZE)
     top = nets.vgg_trunk(n, n.data, widths=WIDTHS, fc=FC)
     nets.fcn_head(n, top, NUM_CLASSES, STRIDE[stage])
     proto = nets.named(n, f"{stage}-synthetic")
@@ -82,7 +99,7 @@ def deploy_net(stage: str):
     return proto
 
 
-def solver_text(iters: int, lr: float) -> str:
+def solver_text(iters: int, lr: float, momentum: float = 0.99) -> str:
     return "\n".join([
         'train_net: "train.prototxt"',
         'type: "SGD"',
@@ -90,7 +107,7 @@ def solver_text(iters: int, lr: float) -> str:
         "average_loss: 1",
         'lr_policy: "fixed"',
         f"base_lr: {lr!r}",
-        "momentum: 0.99",
+        f"momentum: {momentum!r}",
         "iter_size: 1",
         f"max_iter: {iters}",
         "weight_decay: 0.0005",
@@ -109,7 +126,33 @@ def bilinear_deconvs(net, proto) -> list[str]:
     return names
 
 
-def run_stage(stage: str, out: str, work: str) -> dict:
+def pretrain(work: str) -> tuple[str, list[float]]:
+    """PRETRAIN in work/pretrain (not part of the fixture); returns its weights file and losses."""
+    folder = os.path.join(work, "pretrain")
+    os.makedirs(folder, exist_ok=True)
+    proto = train_net(PRETRAIN["net"], normalize=PRETRAIN["normalize"])
+    with open(os.path.join(folder, "train.prototxt"), "w") as f:
+        f.write(str(proto))
+    with open(os.path.join(folder, "solver.prototxt"), "w") as f:
+        f.write(solver_text(PRETRAIN["iterations"], PRETRAIN["base_lr"], PRETRAIN["momentum"]))
+    with open(os.path.join(folder, SOURCE), "w") as f:
+        f.write(os.path.join(work, TRAIN_H5) + "\n")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        solver = caffe.SGDSolver("solver.prototxt")
+        ts.initialize(solver.net, proto, SEED)
+        losses = []
+        for _ in range(PRETRAIN["iterations"]):
+            solver.step(1)
+            losses.append(float(solver.net.blobs["loss"].data))
+        solver.net.save("final.caffemodel")
+    finally:
+        os.chdir(cwd)
+    return os.path.join(folder, "final.caffemodel"), losses
+
+
+def run_stage(stage: str, out: str, work: str, pretrained: str) -> dict:
     """Train one stage in out/<stage> (cwd, relative names as a user's solve.py would have)."""
     folder = os.path.join(out, stage)
     os.makedirs(folder, exist_ok=True)
@@ -138,6 +181,9 @@ def run_stage(stage: str, out: str, work: str) -> dict:
             bilinear_deconvs(net, proto)
         else:
             ts.initialize(net, proto, SEED)
+            net.copy_from(pretrained)  # the trunk, and the pretraining's score_fr: zeroed again
+            for blob in net.params[new_layer]:
+                blob.data[...] = 0
         assert not any(np.any(b.data) for b in net.params[new_layer]), f"{new_layer} not zero"
         net.save("init.caffemodel")
         losses, start = [], time.time()
@@ -201,9 +247,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     work, out = os.path.abspath(args.work), os.path.abspath(args.out)
     caffe.set_mode_cpu()
+    pretrained, pretrain_losses = pretrain(work)
+    print(f"pretrain: loss {np.mean(pretrain_losses[:20]):.3f} -> {np.mean(pretrain_losses[-20:]):.3f}", flush=True)
     reports = {}
     for stage in STAGES:
-        reports[stage] = run_stage(stage, out, work)
+        reports[stage] = run_stage(stage, out, work, pretrained)
         r = reports[stage]
         print(f"{stage}: loss {r['loss_first_last_20'][0]:.1f} -> {r['loss_first_last_20'][1]:.1f}, mean IU "
               f"{r['mean_iu']:.4f} (chance {r['chance_mean_iu']:.4f}), {r['train_seconds']:.0f} s", flush=True)
@@ -211,6 +259,9 @@ def main(argv=None) -> int:
         os.remove(os.path.join(out, stage, "final.caffemodel"))
     summary = {"stages": list(STAGES), "num_classes": NUM_CLASSES, "widths": list(WIDTHS), "fc": FC,
                "caffe": f"BVLC {CAFFE_COMMIT} (brocolli-caffe 9.0.2)", "caffe_source": CAFFE_SOURCE,
+               "pretrain": dict(PRETRAIN, seed=SEED, init="train_synthetic.initialize (He, conv1_1 x0.01)",
+                                loss_first_last_20=[float(np.mean(pretrain_losses[:20])),
+                                                    float(np.mean(pretrain_losses[-20:]))]),
                "final_mean_iu": reports["fcn8s"]["mean_iu"],
                "mean_iu": {s: r["mean_iu"] for s, r in reports.items()}}
     with open(os.path.join(out, "staged.json"), "w") as f:

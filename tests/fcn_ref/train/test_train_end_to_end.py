@@ -1,30 +1,29 @@
 """End to end against real Caffe: FCN-32s -> 16s -> 8s staged on the synthetic VOC-format set.
 
-The oracle is tests/fixtures/train/staged-synthetic (tools/make_staged_fixture.py: three real
-``caffe.SGDSolver`` runs of 500/250/250 iterations, fixed lr 1e-7, momentum 0.99, unnormalized
-loss, reduced widths; Caffe's val predictions and scores after each stage). Here the same solver
-files run through ``python -m fcn_ref.train SOLVER --weights W`` (in process, one thread), as a
-user would: FCN-32s from the fixture's initial weights, each later stage from OUR previous stage's
-final snapshot copied by layer name, as Caffe's ``copy_from`` did for the fixture, with the fixed
-upsampling set to surgery.interp's diagonal bilinear kernels and the new skip score left zero
-(Caffe's default filler). Our snapshots predict the val images at their native size through
-``fcn_ref.evaluate`` and are scored with ``voc.metrics``.
+The oracle is tests/fixtures/train/staged-synthetic (tools/make_staged_fixture.py: a pretrained
+trunk standing in for VGG16's ImageNet weights, then three real ``caffe.SGDSolver`` runs of
+150/100/100 iterations with the heavy recipe: unnormalized loss, momentum 0.99, fixed lr falling
+from stage to stage; 128x128 images, reduced widths; Caffe's val predictions and scores after each
+stage). Here the same solver files run through ``python -m fcn_ref.train SOLVER --weights W`` (in
+process, one thread), as a user would: FCN-32s from the fixture's initial weights, each later
+stage from OUR previous stage's final snapshot copied by layer name, as Caffe's ``copy_from`` did
+for the fixture, with the fixed upsampling set to surgery.interp's diagonal bilinear kernels and
+the new skip score left zero (Caffe's default filler). Our snapshots predict the val images at
+their native size through ``fcn_ref.evaluate`` and are scored with ``voc.metrics``.
 
-What holds, and what does not (measured on this fixture):
-- Every stage follows Caffe's losses while float32 rounding is still small (default tier, 20
-  iterations or fewer a stage from Caffe's own init): FCN-16s and FCN-8s within 1e-5, the
-  step-equality tolerance; FCN-32s within 1e-4 for 15 iterations, because its first losses
-  differ by 2e-5 already: its scores start at zero, each labelled pixel adds float32(ln 5), and
-  Caffe adds them one by one in float32 (5719.835 for 3554 pixels; the exact sum is 5719.942).
-- Past that the runs part: this training is chaotic. From iteration ~20 our difference from
-  Caffe grows tenfold every few iterations (1e-3 at 23, 10% by 100, 30% at 500), and Caffe
-  does the same against itself: with one blob of its initial weights one ulp higher, its own
-  final mean IU moves by 5.9 points and 37% of its final pixels change (oracle test below; a
-  plain Caffe rerun reproduces the fixture bit for bit). So the issue's end-to-end criteria
-  (final mean IU within 0.5 points, >= 99% of pixels equal) are not met by the staged run (slow
-  tier: ours 0.248 against Caffe's 0.274, 76% of pixels equal), and should not be expected on
-  this fixture from any float32 code that does not repeat Caffe's every rounding. They are
-  kept, unchanged, as a strict xfail.
+Issue 11's criteria (final mean IU within 0.5 points of Caffe's, >= 99% of the val pixels equal)
+are asserted on every stage of our staged run (default tier: the whole run takes about 15 s on one
+thread). Measured: FCN-32s / 16s / 8s mean IU 0.2664 / 0.5034 / 0.5633 against Caffe's 0.2663 /
+0.5032 / 0.5629 (0.0005 / 0.020 / 0.036 points), 99.998% / 99.82% / 99.57% of the pixels equal.
+The criteria are fair only because this run is not chaotic: Caffe itself, rerun with one initial
+blob one ulp higher, ends 0.0004 / 0.016 / 0.00001 points and 99.997% / 99.97% / 99.91% of the
+pixels equal (staged.json ``caffe_self_sensitivity``; oracle test below); we differ from Caffe in
+every operation's rounding, not one blob's, so we drift further, but not chaotically. The previous
+fixture, trained from a He-initialized trunk at 64x64, was chaotic (the same nudge moved Caffe's
+own final mean IU 5.9 points and 37% of its pixels), so no float32 trainer could meet the criteria
+on it.
+Every stage also follows Caffe's losses from Caffe's own init for its first iterations: the float32
+rounding of two implementations is all that separates them there.
 """
 from __future__ import annotations
 
@@ -57,8 +56,12 @@ NEW_SKIP = {"fcn16s": "score_pool4", "fcn8s": "score_pool3"}
 FIXED_UPSAMPLING = {"fcn16s": ("upscore2", "upscore16"), "fcn8s": ("upscore2", "upscore_pool4", "upscore8")}
 REPLACED_UPSAMPLING = {"fcn16s": "upscore", "fcn8s": "upscore16"}  # the coarser net's final one
 # Stage -> (iterations, rtol): how long each stage follows Caffe's losses from Caffe's own init
-# (see the module docstring for why these and not more).
-EARLY = {"fcn32s": (15, 1e-4), "fcn16s": (20, 1e-5), "fcn8s": (20, 1e-5)}
+# in the default tier. Caffe sums a loss over the ~16000 labelled pixels of a 128x128 image one
+# pixel at a time in float32, which alone is off by about sqrt(16000) ulps (1e-5 relative; we
+# measured up to 1.8e-5): hence 5e-5. FCN-32s's first loss is off by 1.8e-4: its scores start at
+# zero, so each of the 15644 pixels adds the same float32(ln 4) and the rounding does not cancel
+# (Caffe 21691.078; the exact sum, ours, is 21687.189).
+EARLY = {"fcn32s": (10, 2e-4), "fcn16s": (10, 5e-5), "fcn8s": (10, 5e-5)}
 NUDGED_LAYER = "conv3_1"  # tools/caffe/staged_sensitivity.py's default
 # The issue's end-to-end criteria.
 MEAN_IU_POINTS, PIXEL_AGREEMENT = 0.005, 0.99
@@ -232,11 +235,10 @@ def test_each_stage_follows_caffes_losses_from_caffes_init(tmp_path, train_h5, s
     assert relative(losses, caffes).max() <= rtol, relative(losses, caffes)
 
 
-@pytest.mark.slow
-def test_staged_run_follows_caffe_then_learns_as_caffes_does(staged):
+def test_staged_run_follows_caffe_and_learns_as_caffes_does(staged):
     """The whole staged run: FCN-32s's first iterations are Caffe's; each stage lowers the loss as
-    Caffe's does, and the result segments well above any label-blind predictor (not Caffe's
-    numbers: see the module docstring)."""
+    Caffe's does, scores the same pixels, and the mean IU rises stage by stage well above any
+    label-blind predictor."""
     count, rtol = EARLY["fcn32s"]
     caffes = np.load(CASE / "fcn32s" / "losses.npy")
     assert relative(staged["fcn32s"].losses[:count], caffes[:count]).max() <= rtol
@@ -247,36 +249,38 @@ def test_staged_run_follows_caffe_then_learns_as_caffes_does(staged):
         assert caffes[-20:].mean() < caffes[:20].mean(), stage
         assert staged[stage].hist.sum() == np.array(caffe_metrics(stage)["hist"]).sum(), stage
     chance = caffe_metrics("fcn8s")["chance_mean_iu"]
-    assert staged["fcn8s"].mean_iu > chance + 0.05, (staged["fcn8s"].mean_iu, chance)
-    assert staged["fcn8s"].mean_iu > staged["fcn32s"].mean_iu
+    assert staged["fcn8s"].mean_iu > chance + 0.2, (staged["fcn8s"].mean_iu, chance)
+    ious = [staged[stage].mean_iu for stage in STAGES]
+    assert ious == sorted(ious), ious
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="chaotic training: Caffe misses these criteria against itself after a "
-                                       "one-ulp nudge (test_caffe_misses_the_criteria_against_itself)")
-def test_issue_criteria_final_mean_iu_and_pixels_equal_caffes(staged):
-    """Issue 11's end-to-end criteria, unchanged: the final (FCN-8s) mean IU within 0.5 points of
-    Caffe's and >= 99% of the val pixels predicted as Caffe predicted them."""
-    ours, caffes = staged["fcn8s"], caffe_metrics("fcn8s")
+@pytest.mark.parametrize("stage", STAGES)
+def test_issue_criteria_mean_iu_and_pixels_equal_caffes(staged, stage):
+    """Issue 11's end-to-end criteria, on every stage of the staged run (FCN-8s is the final one):
+    mean IU within 0.5 points of Caffe's and >= 99% of the val pixels predicted as Caffe did."""
+    ours, caffes = staged[stage], caffe_metrics(stage)
     assert abs(ours.mean_iu - caffes["mean_iu"]) <= MEAN_IU_POINTS, (ours.mean_iu, caffes["mean_iu"])
-    assert agreement(ours.predictions, caffe_predictions("fcn8s")) >= PIXEL_AGREEMENT
+    assert agreement(ours.predictions, caffe_predictions(stage)) >= PIXEL_AGREEMENT
 
 
 @pytest.mark.oracle
-def test_caffe_misses_the_criteria_against_itself(tmp_path, train_h5, live_caffe):
-    """Why the criteria above fail: real Caffe, rerun with one blob of FCN-32s's initial weights
-    one ulp higher, starts on the fixture's very losses and ends elsewhere: its final mean IU is
-    more than 0.5 points from the fixture's and fewer than 99% of its pixels agree."""
+def test_caffe_meets_the_criteria_against_itself(tmp_path, train_h5, live_caffe):
+    """Why the criteria above are fair: real Caffe, rerun with one blob of FCN-32s's initial
+    weights one ulp higher, drifts (its losses leave the fixture's) yet ends every stage within
+    the criteria of the fixture, and at the numbers staged.json recorded."""
     out = tmp_path / "nudged"
     live_caffe(ROOT / "tools" / "caffe" / "staged_sensitivity.py", "--fixture", CASE, "--work", train_h5.parent,
                "--out", out, "--nudge", NUDGED_LAYER)
-    count, _ = EARLY["fcn32s"]
-    early = relative(np.load(out / "fcn32s" / "losses.npy")[:count], np.load(CASE / "fcn32s" / "losses.npy")[:count])
-    assert early.max() <= 1e-6, early  # the nudge itself is invisible at first
     num_classes = json.loads((CASE / "staged.json").read_text())["num_classes"]
-    with h5py.File(out / "fcn8s" / "predictions.h5", "r") as f:
-        nudged = {str(i): f[str(i)][...] for i in f.attrs["ids"]}
+    recorded = json.loads((CASE / "staged.json").read_text())["caffe_self_sensitivity"]["stages"]
     truth = labels()
-    hist = sum(fast_hist(truth[i], nudged[i], num_classes) for i in truth)
-    assert abs(scores(hist).mean_iu - caffe_metrics("fcn8s")["mean_iu"]) > MEAN_IU_POINTS
-    assert agreement(nudged, caffe_predictions("fcn8s")) < PIXEL_AGREEMENT
+    for stage in STAGES:
+        losses = relative(np.load(out / stage / "losses.npy"), np.load(CASE / stage / "losses.npy"))
+        assert losses.max() > 0, stage  # the nudge took effect
+        with h5py.File(out / stage / "predictions.h5", "r") as f:
+            nudged = {str(i): f[str(i)][...] for i in f.attrs["ids"]}
+        hist = sum(fast_hist(truth[i], nudged[i], num_classes) for i in truth)
+        gap = abs(scores(hist).mean_iu - caffe_metrics(stage)["mean_iu"])
+        same = agreement(nudged, caffe_predictions(stage))
+        assert gap <= MEAN_IU_POINTS and same >= PIXEL_AGREEMENT, (stage, gap, same)
+        assert same == pytest.approx(recorded[stage]["pixels_equal"], abs=1e-9), stage
