@@ -119,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["generator"] = GENERATOR
         meta["solver_type"] = case.solver["type"]
         mtf.write_json(os.path.join(folder, "meta.json"), meta)
-        losses = np.load(os.path.join(args.out, case.name, "losses.npy"))
-        ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
-        print(f"{case.name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
-              f"max {max(ratios):.3g}", flush=True)
+        mtf.print_summary(case.name, args.out, meta)
     return 0
 
 

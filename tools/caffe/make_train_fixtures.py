@@ -316,11 +316,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out = os.path.abspath(args.out)
     for case in cases:
         meta = generate(case, args.out, args.seed)
-        losses = np.load(os.path.join(args.out, case.name, "losses.npy"))
-        ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
-        print(f"{case.name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
-              f"max {max(ratios):.3g}, frozen {meta['frozen']}", flush=True)
+        print_summary(case.name, args.out, meta)
     return 0
+
+
+def print_summary(name: str, root: str, meta: dict) -> None:
+    """One line a case: its first and last loss and how far its blobs moved (a no-op shows here)."""
+    losses = np.load(os.path.join(root, name, "losses.npy"))
+    ratios = [u["update_norm"] / u["init_norm"] for u in meta["updates"].values() if u["init_norm"] > 0]
+    print(f"{name}: loss {losses[0]:.6g} -> {losses[-1]:.6g}, update/init min {min(ratios):.3g} "
+          f"max {max(ratios):.3g}, frozen {meta['frozen']}", flush=True)
 
 
 if __name__ == "__main__":
