@@ -25,7 +25,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import caffe  # noqa: E402
-import numpy as np  # noqa: E402
 
 import make_train_fixtures as mtf  # noqa: E402
 from train_cases import TINY_DATA, TrainCase, tiny_net  # noqa: E402
