@@ -36,7 +36,7 @@ from google.protobuf import text_format  # noqa: E402
 
 import nets  # noqa: E402
 import train_cases  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE, chosen_cases  # noqa: E402
+from oracle import CAFFE_COMMIT, CAFFE_SOURCE, chosen_cases, solver_text  # noqa: E402
 
 GENERATOR = "tools/caffe/make_train_fixtures.py"
 FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "tests", "fixtures", "train"))
@@ -115,27 +115,6 @@ def solver_fields(case: train_cases.TrainCase, seed: int = 0) -> dict:
                   solver_mode="CPU")
     fields.update(case.solver)
     return fields
-
-
-def solver_text(fields: dict) -> str:
-    """SolverParameter as text with the numbers as written (protobuf would print 1e-05 as the float32
-    9.999999747378752e-06); Caffe parses it back to the same proto (checked)."""
-    enums = {"solver_mode"}
-    lines = []
-    for key, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, bool):
-                text = "true" if item else "false"
-            elif isinstance(item, str) and key not in enums:
-                text = f'"{item}"'
-            else:
-                text = repr(item) if isinstance(item, float) else str(item)
-            lines.append(f"{key}: {text}")
-    text = "\n".join(lines) + "\n"
-    parsed = text_format.Merge(text, caffe_pb2.SolverParameter())
-    fields = {k: (getattr(caffe_pb2.SolverParameter, v) if k in enums else v) for k, v in fields.items()}
-    assert parsed == caffe_pb2.SolverParameter(**fields), text
-    return text
 
 
 def solver_param(case: train_cases.TrainCase) -> caffe_pb2.SolverParameter:

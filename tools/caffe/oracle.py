@@ -81,3 +81,23 @@ def chosen_cases(parser: argparse.ArgumentParser, cases: list, only: list[str] |
         parser.error(f"unknown cases: {sorted(unknown)}")
     return [c for c in cases if not only or c.name in only]
 
+
+def solver_text(fields: dict) -> str:
+    """SolverParameter as text with the numbers as written (protobuf would print 1e-05 as the float32
+    9.999999747378752e-06); Caffe parses it back to the same proto (checked)."""
+    enums = {"solver_mode"}
+    lines = []
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bool):
+                text = "true" if item else "false"
+            elif isinstance(item, str) and key not in enums:
+                text = f'"{item}"'
+            else:
+                text = repr(item) if isinstance(item, float) else str(item)
+            lines.append(f"{key}: {text}")
+    text = "\n".join(lines) + "\n"
+    parsed = text_format.Merge(text, caffe_pb2.SolverParameter())
+    fields = {k: (getattr(caffe_pb2.SolverParameter, v) if k in enums else v) for k, v in fields.items()}
+    assert parsed == caffe_pb2.SolverParameter(**fields), text
+    return text

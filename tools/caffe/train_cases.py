@@ -135,33 +135,36 @@ HEAVY_TRUNK = dict(weight_filler=dict(type="msra"), bias_filler=dict(type="const
 HEAVY_LABEL_BLOCK = 16
 
 
+def heavy_case(name: str, stride: int, description: str, data: tuple[tuple[int, ...], tuple[int, int, int]],
+               score_zero: tuple[str, ...], parent: str | None = None, **net_options) -> TrainCase:
+    """A VGG FCN case on the heavy recipe: HEAVY solver and trunk, labels in blocks, deconvs bilinear."""
+    net = vgg_train(name, stride, CLASSES, score_zero=score_zero, trunk=HEAVY_TRUNK, **net_options)
+    rows, shape = data
+    return TrainCase(name, description, net, HEAVY, DataSpec(rows=rows, shape=shape, label_block=HEAVY_LABEL_BLOCK),
+                     bilinear=deconvs(net), parent=parent)
+
+
 def fcn32s_heavy() -> TrainCase:
-    net = vgg_train("fcn32s-heavy", 32, CLASSES, score_zero=("score_fr",), trunk=HEAVY_TRUNK)
-    return TrainCase("fcn32s-heavy", "R voc-fcn32s heavy recipe: SoftmaxWithLoss normalize false (sum), "
-                     "fixed lr 1e-6, momentum 0.99, weight decay 5e-4, batch 1; conv lr_mult 1/2 decay 1/0, "
-                     "trunk biases -0.1, score_fr zero (no filler, as R), upscore 64/32 bilinear and frozen "
-                     "(lr_mult 0); labels in 16x16 blocks.", net, HEAVY,
-                     DataSpec(rows=(3, 2), shape=(3, 37, 45), label_block=HEAVY_LABEL_BLOCK), bilinear=deconvs(net))
+    return heavy_case("fcn32s-heavy", 32, "R voc-fcn32s heavy recipe: SoftmaxWithLoss normalize false (sum), "
+                      "fixed lr 1e-6, momentum 0.99, weight decay 5e-4, batch 1; conv lr_mult 1/2 decay 1/0, "
+                      "trunk biases -0.1, score_fr zero (no filler, as R), upscore 64/32 bilinear and frozen "
+                      "(lr_mult 0); labels in 16x16 blocks.", ((3, 2), (3, 37, 45)), score_zero=("score_fr",))
 
 
 def fcn16s_staged() -> TrainCase:
-    net = vgg_train("fcn16s-staged", 16, CLASSES, score_zero=("score_pool4",), trunk=HEAVY_TRUNK)
-    return TrainCase("fcn16s-staged", "R voc-fcn16s heavy recipe staged from fcn32s-heavy: copy_from its "
-                     "final.caffemodel by layer name (trunk, score_fr), score_pool4 zero (no filler, Caffe's "
-                     "default constant 0), upscore2 4/2 and upscore16 32/16 bilinear and frozen; lr 1e-6; "
-                     "labels in 16x16 blocks.", net, HEAVY,
-                     DataSpec(rows=(2, 3), shape=(3, 41, 39), label_block=HEAVY_LABEL_BLOCK),
-                     bilinear=deconvs(net), parent="fcn32s-heavy")
+    return heavy_case("fcn16s-staged", 16, "R voc-fcn16s heavy recipe staged from fcn32s-heavy: copy_from its "
+                      "final.caffemodel by layer name (trunk, score_fr), score_pool4 zero (no filler, Caffe's "
+                      "default constant 0), upscore2 4/2 and upscore16 32/16 bilinear and frozen; lr 1e-6; "
+                      "labels in 16x16 blocks.", ((2, 3), (3, 41, 39)), score_zero=("score_pool4",),
+                      parent="fcn32s-heavy")
 
 
 def fcn8s_atonce() -> TrainCase:
-    net = vgg_train("fcn8s-atonce", 8, CLASSES, scale_skips=True,
-                    score_zero=("score_fr", "score_pool4", "score_pool3"), trunk=HEAVY_TRUNK)
-    return TrainCase("fcn8s-atonce", "R voc-fcn8s-atonce: frozen Scale layers scale_pool4 (0.01) and "
-                     "scale_pool3 (0.0001, constant fillers, lr_mult 0) before zero-initialized score_pool4/3; "
-                     "score_fr zero (as R), trunk biases -0.1; sum loss, lr 1e-6, momentum 0.99; deconvs "
-                     "bilinear and frozen; labels in 16x16 blocks.", net, HEAVY,
-                     DataSpec(rows=(3, 4), shape=(3, 39, 43), label_block=HEAVY_LABEL_BLOCK), bilinear=deconvs(net))
+    return heavy_case("fcn8s-atonce", 8, "R voc-fcn8s-atonce: frozen Scale layers scale_pool4 (0.01) and "
+                      "scale_pool3 (0.0001, constant fillers, lr_mult 0) before zero-initialized score_pool4/3; "
+                      "score_fr zero (as R), trunk biases -0.1; sum loss, lr 1e-6, momentum 0.99; deconvs "
+                      "bilinear and frozen; labels in 16x16 blocks.", ((3, 4), (3, 39, 43)),
+                      score_zero=("score_fr", "score_pool4", "score_pool3"), scale_skips=True)
 
 
 def fcn_alexnet() -> TrainCase:

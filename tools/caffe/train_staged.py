@@ -53,7 +53,7 @@ from caffe import layers as L  # noqa: E402
 
 import nets  # noqa: E402
 import train_synthetic as ts  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE  # noqa: E402
+from oracle import CAFFE_COMMIT, CAFFE_SOURCE, solver_text  # noqa: E402
 
 NUM_CLASSES = 4  # background + the 3 classes the synthetic set draws
 WIDTHS = (4, 8, 8, 16, 16)
@@ -99,23 +99,10 @@ def deploy_net(stage: str):
     return proto
 
 
-def solver_text(iters: int, lr: float, momentum: float = 0.99) -> str:
-    return "\n".join([
-        'train_net: "train.prototxt"',
-        'type: "SGD"',
-        "display: 1",
-        "average_loss: 1",
-        'lr_policy: "fixed"',
-        f"base_lr: {lr!r}",
-        f"momentum: {momentum!r}",
-        "iter_size: 1",
-        f"max_iter: {iters}",
-        "weight_decay: 0.0005",
-        "snapshot: 0",
-        "snapshot_after_train: false",
-        f"random_seed: {SEED}",
-        "solver_mode: CPU",
-    ]) + "\n"
+def solver_fields(iters: int, lr: float, momentum: float = 0.99) -> dict:
+    return dict(train_net="train.prototxt", type="SGD", display=1, average_loss=1, lr_policy="fixed",
+                base_lr=lr, momentum=momentum, iter_size=1, max_iter=iters, weight_decay=0.0005, snapshot=0,
+                snapshot_after_train=False, random_seed=SEED, solver_mode="CPU")
 
 
 def bilinear_deconvs(net, proto) -> list[str]:
@@ -134,7 +121,7 @@ def pretrain(work: str) -> tuple[str, list[float]]:
     with open(os.path.join(folder, "train.prototxt"), "w") as f:
         f.write(str(proto))
     with open(os.path.join(folder, "solver.prototxt"), "w") as f:
-        f.write(solver_text(PRETRAIN["iterations"], PRETRAIN["base_lr"], PRETRAIN["momentum"]))
+        f.write(solver_text(solver_fields(PRETRAIN["iterations"], PRETRAIN["base_lr"], PRETRAIN["momentum"])))
     with open(os.path.join(folder, SOURCE), "w") as f:
         f.write(os.path.join(work, TRAIN_H5) + "\n")
     cwd = os.getcwd()
@@ -163,7 +150,7 @@ def run_stage(stage: str, out: str, work: str, pretrained: str) -> dict:
     with open(os.path.join(folder, "deploy.prototxt"), "w") as f:
         f.write(str(deploy_net(stage)))
     with open(os.path.join(folder, "solver.prototxt"), "w") as f:
-        f.write(solver_text(iters, lr))
+        f.write(solver_text(solver_fields(iters, lr)))
     with open(os.path.join(folder, SOURCE), "w") as f:
         f.write(TRAIN_H5 + "\n")
     link = os.path.join(folder, TRAIN_H5)

@@ -37,7 +37,7 @@ from caffe import layers as L  # noqa: E402
 from caffe.proto import caffe_pb2  # noqa: E402
 
 import nets  # noqa: E402
-from oracle import CAFFE_COMMIT, CAFFE_SOURCE  # noqa: E402
+from oracle import CAFFE_COMMIT, CAFFE_SOURCE, solver_text  # noqa: E402
 
 NUM_CLASSES = 21  # VOC's label space; only a few classes occur in the synthetic data
 # VGG16's 64/128/256/512/512 and fc 4096, cut by 16 and 128 (fc6 holds 49*32*fc weights; the
@@ -74,23 +74,11 @@ def fcn8s_deploy(height: int = 64, width: int = 64) -> caffe_pb2.NetParameter:
     return proto
 
 
-def solver_text(train_net: str, lr: float, momentum: float, iters: int, seed: int) -> str:
+def solver_fields(train_net: str, lr: float, momentum: float, iters: int, seed: int) -> dict:
     """The reference solver.prototxt's fields (no test net: we score after training ourselves)."""
-    return "\n".join([
-        f'train_net: "{train_net}"',
-        "display: 0",
-        "average_loss: 20",
-        'lr_policy: "fixed"',
-        f"base_lr: {lr!r}",
-        f"momentum: {momentum!r}",
-        "iter_size: 1",
-        f"max_iter: {iters}",
-        "weight_decay: 0.0005",
-        "snapshot: 0",
-        "test_initialization: false",
-        f"random_seed: {seed}",
-        "solver_mode: CPU",
-    ]) + "\n"
+    return dict(train_net=train_net, display=0, average_loss=20, lr_policy="fixed", base_lr=lr,
+                momentum=momentum, iter_size=1, max_iter=iters, weight_decay=0.0005, snapshot=0,
+                test_initialization=False, random_seed=seed, solver_mode="CPU")
 
 
 # conv1_1 sees raw mean-subtracted pixels (about +-128, no /255 in the reference). Its He weights
@@ -179,7 +167,7 @@ def train(work: str, iters: int, lr: float, momentum: float, seed: int, log_ever
     with open(train_path, "w") as f:
         f.write(str(train_proto))
     with open(solver_path, "w") as f:
-        f.write(solver_text(train_path, lr, momentum, iters, seed))
+        f.write(solver_text(solver_fields(train_path, lr, momentum, iters, seed)))
     caffe.set_mode_cpu()
     caffe.set_random_seed(seed)
     solver = caffe.SGDSolver(solver_path)
