@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["linear", "conv2d_gemm", "onednn_linear", "probe_onednn_linear"]
+__all__ = ["linear", "im2col", "conv2d_gemm", "onednn_linear", "probe_onednn_linear"]
 
 LinearOp = Callable[..., Tensor]
 _UNPROBED: Any = object()
@@ -68,6 +68,16 @@ def linear(x2d: Tensor, w2d: Tensor, bias: Tensor | None) -> Tensor:
     return F.linear(x2d, w2d, bias)
 
 
+def im2col(x: Tensor, kh: int, kw: int) -> Tensor:
+    """The patches of an unpadded stride-1 convolution as (N*oh*ow, C*kh*kw), pixel-major (a view
+    of a channels_last x for 1x1 kernels)."""
+    n, c, h, w = x.shape
+    if kh == kw == 1:
+        return x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    patches = x.unfold(2, kh, 1).unfold(3, kw, 1)  # (N, C, oh, ow, kh, kw), a view
+    return patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kh * kw)
+
+
 def conv2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``F.conv2d(x, weight, bias)`` (stride 1, no padding, dilation 1, one group) as one GEMM.
 
@@ -79,10 +89,5 @@ def conv2d_gemm(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if cin != c or h < kh or w < kw:
         raise ValueError(f"conv2d_gemm: input {tuple(x.shape)} does not fit weight {tuple(weight.shape)}")
     oh, ow = h - kh + 1, w - kw + 1
-    if kh == kw == 1:
-        cols = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view for a channels_last x
-    else:
-        patches = x.unfold(2, kh, 1).unfold(3, kw, 1)  # (N, C, oh, ow, kh, kw), a view
-        cols = patches.permute(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
-    y = linear(cols, weight.reshape(cout, cin * kh * kw), bias)
+    y = linear(im2col(x, kh, kw), weight.reshape(cout, cin * kh * kw), bias)
     return y.view(n, oh, ow, cout).permute(0, 3, 1, 2)

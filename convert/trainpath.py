@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convert import fastpath, tuning
-from convert.gemm import conv2d_gemm
+from convert.gemm import conv2d_gemm, im2col
 from convert.winograd import winograd_conv3x3, winograd_matrices
 
 BASELINE = "autograd"
@@ -67,15 +67,6 @@ def _is_channels_last(x: Tensor) -> bool:
 
 
 # ----------------------------------------------------------------------------- GEMM convolution
-
-def _cols(x: Tensor, kh: int, kw: int) -> Tensor:
-    """im2col of an unpadded stride-1 convolution: (N*oh*ow, C*kh*kw), pixel-major."""
-    n, c, h, w = x.shape
-    if kh == kw == 1:
-        return x.permute(0, 2, 3, 1).reshape(n * h * w, c)
-    patches = x.unfold(2, kh, 1).unfold(3, kw, 1)
-    return patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kh * kw)
-
 
 class _GemmConvolution(torch.autograd.Function):
     """``F.conv2d(x, weight, bias)`` (stride 1, no padding) with its gradients, all as GEMMs."""
@@ -102,7 +93,7 @@ class _GemmConvolution(torch.autograd.Function):
             else:
                 grad_x = F.fold(dcols.view(n, oh * ow, c * kh * kw).transpose(1, 2), (h, w), (kh, kw))
         if ctx.needs_input_grad[1]:
-            grad_w = torch.mm(g2d.t(), _cols(x, kh, kw)).view_as(weight)
+            grad_w = torch.mm(g2d.t(), im2col(x, kh, kw)).view_as(weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g2d.sum(0)
         return grad_x, grad_w, grad_b

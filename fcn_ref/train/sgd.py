@@ -34,6 +34,20 @@ def _f(value: float) -> float:
     return float(np.float32(value))
 
 
+def cpu_copies(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A solver-state set detached onto the CPU (what a .solverstate stores)."""
+    return {name: t.detach().cpu().clone() for name, t in tensors.items()}
+
+
+def copy_into(into: dict[str, Tensor], saved: dict[str, Tensor], what: str) -> None:
+    """Restore a solver-state set in place; every blob must be in ``saved`` (KeyError naming them)."""
+    missing = sorted(set(into) - set(saved))
+    if missing:
+        raise KeyError(f"solver state lacks {what} for {', '.join(missing[:5])}")
+    for name, t in into.items():
+        t.copy_(saved[name])
+
+
 class CaffeSGD:
     """Momentum history per learnable parameter and Caffe's update rule (see module docstring)."""
 
@@ -150,11 +164,7 @@ class CaffeSGD:
         return g
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {name: h.detach().cpu().clone() for name, h in self.history.items()}
+        return cpu_copies(self.history)
 
     def load_state_dict(self, history: dict[str, Tensor]) -> None:
-        missing = sorted(set(self.history) - set(history))
-        if missing:
-            raise KeyError(f"solver state lacks momentum history for {', '.join(missing[:5])}")
-        for name, h in self.history.items():
-            h.copy_(history[name])
+        copy_into(self.history, history, "momentum history")

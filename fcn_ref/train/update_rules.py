@@ -35,23 +35,11 @@ from torch import Tensor
 
 from convert.errors import CaffeFormatError
 from fcn_ref.train.config import solver_type
-from fcn_ref.train.sgd import CaffeSGD, _f
+from fcn_ref.train.sgd import CaffeSGD, _f, copy_into, cpu_copies
 
 
 def _zeros(like: dict[str, Tensor]) -> dict[str, Tensor]:
     return {name: torch.zeros_like(t) for name, t in like.items()}
-
-
-def _cpu(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {name: t.detach().cpu().clone() for name, t in tensors.items()}
-
-
-def _load(into: dict[str, Tensor], saved: dict[str, Tensor], what: str) -> None:
-    missing = sorted(set(into) - set(saved))
-    if missing:
-        raise KeyError(f"solver state lacks {what} for {', '.join(missing[:5])}")
-    for name, t in into.items():
-        t.copy_(saved[name])
 
 
 class Nesterov(CaffeSGD):
@@ -108,11 +96,11 @@ class AdaDelta(CaffeSGD):
         return step * local_rate
 
     def state_dict(self) -> dict:
-        return {"gradients": super().state_dict(), "steps": _cpu(self.step_history)}
+        return {"gradients": super().state_dict(), "steps": cpu_copies(self.step_history)}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state["gradients"])
-        _load(self.step_history, state["steps"], "AdaDelta's step history")
+        copy_into(self.step_history, state["steps"], "AdaDelta's step history")
 
 
 class Adam(CaffeSGD):
@@ -135,11 +123,11 @@ class Adam(CaffeSGD):
         return m / (v.sqrt() + self.eps) * _f(local_rate * correction)
 
     def state_dict(self) -> dict:
-        return {"m": super().state_dict(), "v": _cpu(self.second_moment), "t": dict(self.t)}
+        return {"m": super().state_dict(), "v": cpu_copies(self.second_moment), "t": dict(self.t)}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state["m"])
-        _load(self.second_moment, state["v"], "Adam's second moment")
+        copy_into(self.second_moment, state["v"], "Adam's second moment")
         self.t.update({name: int(state["t"][name]) for name in self.t})
 
 
