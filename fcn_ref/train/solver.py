@@ -110,10 +110,10 @@ class Solver:
         self.iteration = 0
         self.learning_rate = LearningRate(p)
         self.rank, self.world = rank_and_world()
-        self.sgd = update_rule(p)(self.net.named_parameters(), self.specs, momentum=p.momentum,
-                            weight_decay=p.weight_decay, regularization=p.regularization_type,
-                            clip_gradients=p.clip_gradients, iter_size=p.iter_size * self.world)
-        possible = self.world == 1 and self.sgd.can_update_in_backward()
+        self.rule = update_rule(p)(self.net.named_parameters(), self.specs, momentum=p.momentum,
+                                   weight_decay=p.weight_decay, regularization=p.regularization_type,
+                                   clip_gradients=p.clip_gradients, iter_size=p.iter_size * self.world)
+        possible = self.world == 1 and self.rule.can_update_in_backward()
         if self.update_in_backward is None:
             self.update_in_backward = possible
         elif self.update_in_backward and not possible:
@@ -176,25 +176,25 @@ class Solver:
         stop = self.iteration + iterations
         while self.iteration < stop and not self.stop_requested:
             start = time.perf_counter()
-            self.sgd.zero_grad()
+            self.rule.zero_grad()
             if self._test_due():
                 self.test()
             loss = np.float32(0)
             if self.update_in_backward:
                 rate = self.learning_rate(self.iteration)
-                self.sgd.arm(rate)
+                self.rule.arm(rate)
                 try:
                     loss = np.float32(self.forward_backward())
                 except BaseException:
-                    self.sgd.disarm()
+                    self.rule.disarm()
                     raise
-                self.sgd.finish()
+                self.rule.finish()
             else:
                 for index in range(self.param.iter_size):
                     last = index == self.param.iter_size - 1
                     loss = np.float32(loss + np.float32(self.forward_backward(sync=last)))
                 rate = self.learning_rate(self.iteration)
-                self.sgd.step(rate)
+                self.rule.step(rate)
             loss = self._iteration_loss(loss)
             self.recent_losses.append(loss)
             record = IterationRecord(self.iteration, loss, float(np.mean(self.recent_losses)), rate,
@@ -231,7 +231,7 @@ class Solver:
             "iteration": self.iteration,
             "learned_net": weights_file,
             "solver_type": solver_type(self.param),
-            "history": self.sgd.state_dict(),
+            "history": self.rule.state_dict(),
             "current_step": self.learning_rate.current_step,
             "recent_losses": list(self.recent_losses),
             "data": self.data.state_dict(),
@@ -288,7 +288,7 @@ class Solver:
                     raise CaffeFormatError(f"snapshot has no blob {name}", path=state["learned_net"])
                 param.copy_(weights[name])
         self.iteration = int(state["iteration"])
-        self.sgd.load_state_dict(state["history"])
+        self.rule.load_state_dict(state["history"])
         self.learning_rate.current_step = int(state["current_step"])
         self.recent_losses.clear()
         self.recent_losses.extend(state["recent_losses"])

@@ -145,7 +145,7 @@ def test_resume_continues_bit_for_bit(case, tmp_path):
     ours, theirs = resumed.net.state_dict(), straight.net.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     after_10 = torch.load(work / "snap_iter_10.solverstate", weights_only=True)["history"]
-    assert flat_state(resumed.sgd.state_dict()) == flat_state(straight.sgd.state_dict()) != flat_state(after_10)
+    assert flat_state(resumed.rule.state_dict()) == flat_state(straight.rule.state_dict()) != flat_state(after_10)
 
 
 # ----------------------------------------------------------------------------- the rules, exactly

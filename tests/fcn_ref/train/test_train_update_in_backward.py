@@ -96,7 +96,7 @@ def _flat(prefix: str, state: dict) -> dict[str, np.ndarray]:
 
 def _state(solver: Solver) -> dict[str, np.ndarray]:
     weights = {k: v.detach().numpy().copy() for k, v in solver.net.state_dict().items()}
-    return {**weights, **_flat("history.", solver.sgd.state_dict())}
+    return {**weights, **_flat("history.", solver.rule.state_dict())}
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
