@@ -13,7 +13,10 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
   loses on the 512-channel ones, so a net may switch there and back);
 - **"gemm"** (stride 1, no padding, dilation 1, one group: fc6, fc7, the 1x1 score layers): an
   autograd Function of three GEMMs (``convert.gemm``): ``y = cols @ W.T``, ``dW = dY.T @ cols``,
-  ``dcols = dY @ W`` folded back (``F.fold``; a view for 1x1);
+  ``dcols = dY @ W`` folded back (``F.fold``; a view for 1x1). When the weight carries a
+  ``RowUpdate`` (``set_row_update``: a solver that updates each weight as soon as its gradient is
+  known), ``dW`` is computed a block of output channels at a time into one reused buffer and
+  handed to it block by block, after the input gradient: fc6's 411 MB gradient never exists;
 - **"winograd"** (3x3, stride 1, dilation 1, one group, pad <= 2): the forward and the input
   gradient as Winograd F(4x4, 3x3) convolutions (``convert.winograd``; the input gradient is the
   convolution of dY with the flipped, transposed kernel), the weight gradient from oneDNN. The
@@ -68,6 +71,55 @@ def _is_channels_last(x: Tensor) -> bool:
 
 # ----------------------------------------------------------------------------- GEMM convolution
 
+ROW_UPDATE_ATTRIBUTE = "_row_update"
+ROW_BLOCK_BYTES = 64 << 20  # the reused weight-gradient block of a RowUpdate (fc6: 640 of 4096 rows)
+
+
+class RowUpdate:
+    """Takes a weight's gradient block of output channels by block, in place of ``weight.grad``.
+
+    Why: a solver that updates each parameter the moment its gradient is complete (Caffe's rule is
+    elementwise) needs no full gradient at all; for fc6 that is 411 MB of memory and of page
+    faults per step. ``apply(rows, grad_rows, last)`` must consume ``grad_rows`` at once (the
+    buffer is reused and may be modified in place). The layer computing the gradient calls it only
+    when it is the weight's one use in the forward (``uses``, counted by that layer since
+    ``set_row_update``): with a second use, the weight would change before that use's backward.
+    """
+
+    def __init__(self, apply: Callable[[slice, Tensor, bool], None]) -> None:
+        self.apply = apply
+        self.uses = 0
+
+
+def set_row_update(weight: Tensor, update: RowUpdate | None) -> None:
+    """Attach ``update`` to ``weight`` (None detaches): the "gemm" path then gives the weight's
+    gradient to it block by block instead of returning it."""
+    if update is None:
+        weight.__dict__.pop(ROW_UPDATE_ATTRIBUTE, None)
+    else:
+        setattr(weight, ROW_UPDATE_ATTRIBUTE, update)
+
+
+def _row_update_of(weight: Tensor) -> RowUpdate | None:
+    update = getattr(weight, ROW_UPDATE_ATTRIBUTE, None)
+    if update is not None:
+        update.uses += 1
+    return update
+
+
+def _apply_weight_gradient_by_rows(g2d: Tensor, cols: Tensor, weight: Tensor, update: RowUpdate) -> None:
+    """``dW = g2d.T @ cols`` a block of output channels at a time, each block given to ``update``."""
+    cout = weight.shape[0]
+    per_row = cols.shape[1]
+    rows = max(1, min(cout, ROW_BLOCK_BYTES // (per_row * cols.element_size())))
+    block = cols.new_empty((rows, per_row))
+    for start in range(0, cout, rows):
+        end = min(cout, start + rows)
+        out = block[: end - start]
+        torch.mm(g2d[:, start:end].t(), cols, out=out)
+        update.apply(slice(start, end), out.view(end - start, *weight.shape[1:]), end == cout)
+
+
 class _GemmConvolution(torch.autograd.Function):
     """``F.conv2d(x, weight, bias)`` (stride 1, no padding) with its gradients, all as GEMMs."""
 
@@ -75,6 +127,7 @@ class _GemmConvolution(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
+        ctx.row_update = _row_update_of(weight) if weight.requires_grad else None
         return conv2d_gemm(x, weight, bias).detach()  # not a view: in-place ReLUs may follow
 
     @staticmethod
@@ -86,14 +139,18 @@ class _GemmConvolution(torch.autograd.Function):
         g2d = grad.permute(0, 2, 3, 1).reshape(n * oh * ow, cout)  # a view when grad is channels_last
         w2d = weight.reshape(cout, -1)
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0]:  # before any row update: it reads the weight
             dcols = torch.mm(g2d, w2d)  # (P, C*kh*kw); MKL reads the transposes in place
             if kh == kw == 1:
                 grad_x = dcols.view(n, h, w, c).permute(0, 3, 1, 2)
             else:
                 grad_x = F.fold(dcols.view(n, oh * ow, c * kh * kw).transpose(1, 2), (h, w), (kh, kw))
         if ctx.needs_input_grad[1]:
-            grad_w = torch.mm(g2d.t(), im2col(x, kh, kw)).view_as(weight)
+            update = ctx.row_update
+            if update is not None and update.uses == 1 and getattr(weight, ROW_UPDATE_ATTRIBUTE, None) is update:
+                _apply_weight_gradient_by_rows(g2d, im2col(x, kh, kw), weight, update)
+            else:
+                grad_w = torch.mm(g2d.t(), im2col(x, kh, kw)).view_as(weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = g2d.sum(0)
         return grad_x, grad_w, grad_b
@@ -140,6 +197,50 @@ class _WinogradConvolution(torch.autograd.Function):
                 grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], list(ctx.padding),
                 [1, 1], False, [0, 0], 1, list(wanted))
         return grad_x, grad_w, grad_b if ctx.has_bias else None, None
+
+
+# ----------------------------------------------------------------------------- in-place ReLU
+
+class _InPlaceReLU(torch.autograd.Function):
+    """``x.relu_()`` whose backward masks the incoming gradient in place when nothing else holds it.
+
+    Why: autograd's ReLU backward writes a new tensor the size of the activation (125 MB for
+    FCN's conv1 at 500x500); on the CPU most of its time is the page faults of that fresh memory,
+    not the arithmetic. The values are ``threshold_backward``'s either way.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        x.relu_()
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        y, = ctx.saved_tensors
+        if grad.stride() == y.stride() and _owned(grad):  # out of place, the result takes y's layout
+            return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)
+        return torch.ops.aten.threshold_backward(grad, y, 0)
+
+
+def _owned(grad: Tensor) -> bool:
+    """Whether a gradient handed to a backward is this node's alone, dense and not a view, so it
+    may be overwritten (the engine holds no other reference: a gradient passed on to several
+    nodes, e.g. by a sum's backward, or kept by a hook, has a use count above 1)."""
+    use_count = getattr(grad, "_use_count", None)  # private API: without it, never in place
+    return (use_count is not None and not torch.is_grad_enabled() and grad._base is None
+            and (grad.is_contiguous() or grad.is_contiguous(memory_format=torch.channels_last))
+            and use_count() == 1)
+
+
+def relu_(x: Tensor) -> Tensor:
+    """``F.relu(x, inplace=True)``; on a CPU activation with a gradient (a non-leaf), by
+    ``_InPlaceReLU``: the same numbers, and its backward writes no new tensor."""
+    if (torch.is_grad_enabled() and x.requires_grad and x.grad_fn is not None and x.device.type == "cpu"
+            and not fastpath.exporting()):
+        return _InPlaceReLU.apply(x)
+    return F.relu(x, inplace=True)
 
 
 # ----------------------------------------------------------------------------- the candidates

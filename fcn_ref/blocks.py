@@ -56,6 +56,15 @@ class Conv2d(nn.Conv2d):
         return super().forward(x)
 
 
+class ReLU(nn.ReLU):
+    """``nn.ReLU`` (same printout, same numbers) whose in-place training calls on the CPU use
+    ``convert.trainpath.relu_``: the backward then masks the gradient in place instead of writing
+    a new activation-sized tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return trainpath.relu_(x) if self.inplace else super().forward(x)
+
+
 def score_conv(in_channels: int, num_classes: int) -> nn.Conv2d:
     """A 1x1 scoring convolution starting at zero: the reference nets give score layers no filler,
     so a new skip adds exact zeros until training moves it."""

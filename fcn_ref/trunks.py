@@ -14,7 +14,7 @@ from torch import nn
 
 from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compose_maps, conv_map
 from convert.modules import Concat
-from fcn_ref.blocks import Conv2d
+from fcn_ref.blocks import Conv2d, ReLU
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_BLOCK_DEPTHS = (2, 2, 3, 3, 3)
@@ -88,7 +88,7 @@ def max_pool(name: str, kernel: int, stride: int) -> Layer:
 
 
 def relu(name: str) -> Layer:
-    return name, nn.ReLU(inplace=True)
+    return name, ReLU(inplace=True)
 
 
 def dropout(name: str) -> Layer:

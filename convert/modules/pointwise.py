@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from convert import trainpath
+
 
 class ReLU(nn.Module):
     """max(x, 0) + negative_slope * min(x, 0). ``inplace`` is set by the runtime only where the
@@ -22,7 +24,7 @@ class ReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.negative_slope:
             return F.leaky_relu(x, self.negative_slope, self.inplace)
-        return F.relu(x, self.inplace)
+        return trainpath.relu_(x) if self.inplace else F.relu(x)
 
 
 class PReLU(nn.Module):

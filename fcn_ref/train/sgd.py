@@ -14,6 +14,10 @@ complete (``Tensor.register_post_accumulate_grad_hook``) and its gradient is dro
 the full-size gradient buffer (half a GB for FCN-8s) never exists. A parameter's gradient is
 complete only after every node that reads the parameter has run, so no later backward step sees
 the new value. The numbers are those of ``step``: the same function updates each parameter.
+Parameters named in ``arm``'s ``by_rows`` (a module's own, used once) go further: the layer that
+computes the gradient hands it over a block of output channels at a time
+(``convert.trainpath.RowUpdate``; fc6's GEMM path) and each block is applied as it comes, since
+every rule is elementwise: fc6's 411 MB gradient never exists.
 """
 from __future__ import annotations
 
@@ -25,9 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from convert.train_net import ParamSpec
-
-
-REGULARIZE_SLICE = 1 << 20  # elements per in-place regularization slice (4 MB of float32)
+from convert.trainpath import RowUpdate, set_row_update
 
 
 def _f(value: float) -> float:
@@ -75,43 +77,58 @@ class CaffeSGD:
         ``clip_gradients``, which needs the global norm; no ``iter_size`` accumulation)."""
         return self.iter_size == 1 and self.clip_gradients < 0
 
-    def arm(self, rate: float) -> None:
+    def arm(self, rate: float, by_rows: Iterable[str] = ()) -> None:
         """Update each parameter at ``rate`` as soon as the next backward completes its gradient;
-        ``finish`` then updates those that got none. Needs ``can_update_in_backward``."""
+        ``finish`` then updates those that got none. Parameters in ``by_rows`` may also be updated
+        block by block by the layer computing their gradient (see the module docstring): name only
+        parameters that one module owns. Needs ``can_update_in_backward``."""
         if not self.can_update_in_backward():
             raise RuntimeError("update in backward needs iter_size 1 and no clip_gradients")
         if not self._hooks:
             self._hooks = [param.register_post_accumulate_grad_hook(self._on_gradient(name))
                            for name, param in self.params.items()]
         self._armed_rate, self._pending = rate, set(self.params)
+        for name in by_rows:
+            if name in self.params:
+                set_row_update(self.params[name], RowUpdate(self._row_update(name, rate)))
 
     def _on_gradient(self, name: str):
         def hook(param: Tensor) -> None:
-            if self._armed_rate is None or name not in self._pending:
-                return  # not armed: the gradient stays for ``step``
+            if self._armed_rate is None or name not in self._pending or param.grad is None:
+                return  # not armed: the gradient stays for ``step`` (none: ``finish`` decays it)
             with torch.no_grad():
                 self._update(name, param, param.grad, self._armed_rate, owned=True)
             param.grad = None
             self._pending.discard(name)
         return hook
 
+    def _row_update(self, name: str, rate: float):
+        def apply(rows: slice, grad_rows: Tensor, last: bool) -> None:
+            with torch.no_grad():
+                self._update(name, self.params[name], grad_rows, rate, owned=True, rows=rows)
+            if last:
+                self._pending.discard(name)
+        return apply
+
     def finish(self) -> None:
         """End an armed iteration: parameters without a gradient are updated as ``step`` updates
         them (zero gradient: decay and momentum still apply), and the hooks disarm."""
-        rate, self._armed_rate = self._armed_rate, None
+        rate, pending = self._armed_rate, self._pending
+        self.disarm()
         if rate is None:
             raise RuntimeError("finish without arm")
         with torch.no_grad():
             for name, param in self.params.items():
-                if name not in self._pending:
+                if name not in pending:
                     continue
                 self._update(name, param, param.grad if param.grad is not None else torch.zeros_like(param), rate)
                 param.grad = None
-        self._pending = set()
 
     def disarm(self) -> None:
         """Leave an armed iteration without updating the rest (after an error in the pass)."""
         self._armed_rate, self._pending = None, set()
+        for param in self.params.values():
+            set_row_update(param, None)
 
     def zero_grad(self) -> None:
         for p in self.params.values():
@@ -132,36 +149,37 @@ class CaffeSGD:
         for name, param in self.params.items():
             self._update(name, param, grads[name], rate)
 
-    def _update(self, name: str, param: Tensor, g: Tensor, rate: float, owned: bool = False) -> None:
+    def _update(self, name: str, param: Tensor, g: Tensor, rate: float, owned: bool = False,
+                rows: slice = slice(None)) -> None:
         """One parameter's update from its (clipped) gradient: the rule in the module docstring.
-        ``owned``: ``g`` is dropped afterwards, so regularization may add into it in place."""
+        ``owned``: ``g`` is dropped afterwards, so regularization may add into it in place.
+        ``rows``: ``g`` is the gradient of ``param[rows]`` only (a block of a ``RowUpdate``)."""
         spec = self.specs[name]
         if self.iter_size != 1:
             g = g * _f(1.0 / self.iter_size)
+        weights = param[rows]
         decay = _f(self.weight_decay * _f(spec.decay_mult))
         if decay:
-            g = self._regularized(g, param, decay, owned)
+            g = self._regularized(g, weights, decay, owned)
         local_rate = _f(_f(rate) * _f(spec.lr_mult))
-        param.sub_(self.update_value(name, g, local_rate))
+        weights.sub_(self.update_value(name, g, local_rate, rows))
 
-    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
-        """What ``w -=`` subtracts, from the regularized gradient (Caffe's ``ComputeUpdateValue``,
-        the one step the solver types differ in: see ``update_rules``): here the momentum history."""
-        history = self.history[name]
+    def update_value(self, name: str, g: Tensor, local_rate: float, rows: slice = slice(None)) -> Tensor:
+        """What ``w[rows] -=`` subtracts, from the regularized gradient of those rows (Caffe's
+        ``ComputeUpdateValue``, the one step the solver types differ in: see ``update_rules``): here
+        the momentum history. A blob's rows come in order; ``rows.start`` is falsy at its first."""
+        history = self.history[name][rows]
         return history.mul_(self.momentum).add_(g, alpha=local_rate)  # Caffe's axpby
 
     def _regularized(self, g: Tensor, param: Tensor, decay: float, owned: bool) -> Tensor:
-        """``g + decay * w`` (L2) or ``g + decay * sign(w)`` (L1). On a gradient about to be dropped
-        it is added in place, a slice at a time: the same float32 products and sums, without two
-        temporaries the size of the blob (fc6's is 411 MB)."""
-        term = (lambda w: w) if self.regularization == "L2" else torch.sign
-        if not (owned and g.is_contiguous() and param.is_contiguous() and g.shape == param.shape):
-            return g + decay * term(param)
-        flat_g, flat_w = g.view(-1), param.view(-1)
-        for start in range(0, flat_g.numel(), REGULARIZE_SLICE):
-            end = start + REGULARIZE_SLICE
-            flat_g[start:end].add_(decay * term(flat_w[start:end]))
-        return g
+        """``g + decay * w`` (L2) or ``g + decay * sign(w)`` (L1), as one fused multiply-add per
+        element like Caffe's ``caffe_axpy`` (BLAS saxpy). L2 on a gradient about to be dropped is
+        added in place: no temporary the size of the blob (fc6's is 411 MB)."""
+        if self.regularization != "L2":
+            return g.add(torch.sign(param), alpha=decay)
+        if owned and g.shape == param.shape:
+            return g.add_(param, alpha=decay)
+        return g.add(param, alpha=decay)
 
     def state_dict(self) -> dict[str, Tensor]:
         return cpu_copies(self.history)

@@ -53,6 +53,17 @@ STATE_FORMAT = "fcn-ref-solverstate/1"
 Tester = Callable[["Solver"], dict[str, float]]
 
 
+def owned_once(net: nn.Module) -> list[str]:
+    """The parameters that exactly one module holds (tied ones are shared by several): only these
+    may be updated block by block during the backward pass (``CaffeSGD.arm``)."""
+    holders: dict[int, int] = {}
+    for module in net.modules():
+        for p in module._parameters.values():
+            if p is not None:
+                holders[id(p)] = holders.get(id(p), 0) + 1
+    return [name for name, p in net.named_parameters() if holders[id(p)] == 1]
+
+
 @dataclass
 class IterationRecord:
     """What one iteration reports (one JSONL line)."""
@@ -118,6 +129,7 @@ class Solver:
             self.update_in_backward = possible
         elif self.update_in_backward and not possible:
             raise ValueError("update_in_backward needs iter_size 1, no clip_gradients and one process")
+        self._by_rows = owned_once(self.net)
         self.runner: nn.Module = self.net
         if self.world > 1:  # after the update rule: frozen blobs must already have requires_grad False
             from torch.nn.parallel import DistributedDataParallel
@@ -182,7 +194,7 @@ class Solver:
             loss = np.float32(0)
             if self.update_in_backward:
                 rate = self.learning_rate(self.iteration)
-                self.rule.arm(rate)
+                self.rule.arm(rate, by_rows=self._by_rows)
                 try:
                     loss = np.float32(self.forward_backward())
                 except BaseException:

@@ -45,8 +45,8 @@ def _zeros(like: dict[str, Tensor]) -> dict[str, Tensor]:
 class Nesterov(CaffeSGD):
     """NesterovSolver: momentum history, stepping back by the old history and over by the new."""
 
-    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
-        history = self.history[name]
+    def update_value(self, name: str, g: Tensor, local_rate: float, rows: slice = slice(None)) -> Tensor:
+        history = self.history[name][rows]
         previous = history.clone()
         history.mul_(self.momentum).add_(g, alpha=local_rate)
         return history * _f(1 + self.momentum) - previous * self.momentum
@@ -59,8 +59,8 @@ class AdaGrad(CaffeSGD):
         super().__init__(*args, **kwargs)
         self.delta = _f(delta)
 
-    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
-        history = self.history[name]
+    def update_value(self, name: str, g: Tensor, local_rate: float, rows: slice = slice(None)) -> Tensor:
+        history = self.history[name][rows]
         history.add_(g * g)
         return g / (history.sqrt() + self.delta) * local_rate
 
@@ -72,8 +72,8 @@ class RMSProp(CaffeSGD):
         super().__init__(*args, **kwargs)
         self.delta, self.rms_decay = _f(delta), _f(rms_decay)
 
-    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
-        history = self.history[name]
+    def update_value(self, name: str, g: Tensor, local_rate: float, rows: slice = slice(None)) -> Tensor:
+        history = self.history[name][rows]
         history.mul_(self.rms_decay).add_(g * g, alpha=_f(1 - self.rms_decay))
         return g / (history.sqrt() + self.delta) * local_rate
 
@@ -87,8 +87,8 @@ class AdaDelta(CaffeSGD):
         self.delta = _f(delta)
         self.step_history = _zeros(self.history)
 
-    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
-        gradients, steps = self.history[name], self.step_history[name]
+    def update_value(self, name: str, g: Tensor, local_rate: float, rows: slice = slice(None)) -> Tensor:
+        gradients, steps = self.history[name][rows], self.step_history[name][rows]
         keep = _f(1 - self.momentum)
         gradients.mul_(self.momentum).add_(g * g, alpha=keep)
         step = g * ((steps + self.delta) / (gradients + self.delta)).sqrt()
@@ -113,10 +113,12 @@ class Adam(CaffeSGD):
         self.second_moment = _zeros(self.history)
         self.t = {name: 0 for name in self.history}
 
-    def update_value(self, name: str, g: Tensor, local_rate: float) -> Tensor:
-        m, v = self.history[name], self.second_moment[name]
+    def update_value(self, name: str, g: Tensor, local_rate: float, rows: slice = slice(None)) -> Tensor:
+        m, v = self.history[name][rows], self.second_moment[name][rows]
         beta1, beta2 = self.momentum, self.beta2
-        self.t[name] = t = self.t[name] + 1
+        if not rows.start:  # a blob's first rows: one step of t per iteration
+            self.t[name] += 1
+        t = self.t[name]
         correction = _f(math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t))
         m.mul_(beta1).add_(g, alpha=_f(1 - beta1))
         v.mul_(beta2).add_(g * g, alpha=_f(1 - beta2))

@@ -123,17 +123,30 @@ def test_update_in_backward_equals_plain_path(policy, reg):
 
 
 @pytest.mark.parametrize("reg", ["L2", "L1"])
-def test_in_place_regularization_in_slices_is_bit_identical(reg, monkeypatch):
-    """The fused path regularizes the gradient in place a slice at a time (fc6's blob would need
-    two 411 MB temporaries otherwise); slices of 7 elements, across every blob, change no bit."""
-    from fcn_ref.train import sgd
-
-    monkeypatch.setattr(sgd, "REGULARIZE_SLICE", 7)
+def test_in_place_regularization_is_bit_identical(reg):
+    """The fused path adds the decay into the gradient in place (fc6's blob would need a 411 MB
+    temporary otherwise); that changes no bit against the plain path's new tensor."""
     fused, plain = _solver("step", True, reg=reg), _solver("step", False, reg=reg)
     fused.step(3)
     plain.step(3)
     a, b = _state(fused), _state(plain)
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_regularization_is_one_fused_multiply_add_as_caffes_axpy():
+    """``g + decay * w`` rounded once per element (BLAS saxpy's FMA), not twice."""
+    from convert.train_net import ParamSpec
+    from fcn_ref.train.sgd import CaffeSGD
+
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(1 << 12))
+    rule = CaffeSGD([("w", w)], {"w": ParamSpec()}, momentum=0.0, weight_decay=0.37)
+    g = torch.randn(1 << 12)
+    decay = float(np.float32(0.37))
+    got = rule._regularized(g.clone(), w.detach(), decay, owned=True)
+    once = (g.double() + decay * w.detach().double()).float()
+    twice = g + decay * w.detach()
+    assert torch.equal(got, once) and not torch.equal(once, twice)
 
 
 @pytest.mark.parametrize("kind,fields", [

@@ -1,0 +1,82 @@
+"""``convert.trainpath.relu_``: nn.ReLU(inplace=True)'s numbers, forward and backward, with the
+gradient masked in place only where nothing else holds it."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from convert import trainpath
+from convert.modules import ReLU as CaffeReLU
+from fcn_ref.blocks import ReLU
+
+
+def _grads(relu, build, seed: int = 0) -> list[torch.Tensor]:
+    torch.manual_seed(seed)
+    a = torch.randn(2, 3, 8, 8, requires_grad=True)
+    b = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    out = build(relu, a, b, w)
+    out.backward(torch.randn_like(out))
+    return [t.grad if t.grad is not None else torch.zeros(()) for t in (a, b, w)]
+
+
+def plain(x: torch.Tensor) -> torch.Tensor:
+    return F.relu(x, inplace=True)
+
+
+CASES = {
+    # the gradient reaching the ReLU is fresh and its own: masked in place
+    "conv after relu": lambda r, a, b, w: F.conv2d(r(a * 1), w, padding=1),
+    "pool after relu": lambda r, a, b, w: F.max_pool2d(r(a * 1), 2, ceil_mode=True),
+    # one gradient handed to two nodes (a sum's backward), both ReLUs: must not be overwritten
+    "sum of two relus": lambda r, a, b, w: r(a * 1) + r(b * 1),
+    "relu plus leaf": lambda r, a, b, w: r(a * 1) + b,
+    # a view of a larger gradient (cat's backward)
+    "cat of relus": lambda r, a, b, w: torch.cat([r(a * 1), r(b * 1)], 1) * 2,
+    # the output read twice
+    "two readers": lambda r, a, b, w: F.conv2d(r(a * 1), w, padding=1) + r(a * 2).sum(1, keepdim=True),
+}
+
+
+def test_every_graph_gets_autograds_gradients():
+    for name, build in CASES.items():
+        want = _grads(plain, build)
+        for relu in (trainpath.relu_, ReLU(inplace=True), CaffeReLU(0.0)):
+            if isinstance(relu, CaffeReLU):
+                relu.inplace = True
+            got = _grads(relu, build)
+            for g, w in zip(got, want):
+                assert torch.equal(g, w), name
+
+
+def test_the_gradient_is_masked_in_place_when_it_is_owned(monkeypatch):
+    calls = []
+    original = trainpath._owned
+    monkeypatch.setattr(trainpath, "_owned", lambda g: calls.append(original(g)) or calls[-1])
+    _grads(trainpath.relu_, CASES["conv after relu"])
+    assert calls == [True]
+    calls.clear()
+    _grads(trainpath.relu_, CASES["sum of two relus"])
+    assert calls[0] is False  # the first of the two sees the shared gradient
+    calls.clear()
+    _grads(trainpath.relu_, CASES["cat of relus"])
+    assert True not in calls  # views of cat's gradient: never overwritten
+
+
+def test_a_hook_keeping_the_gradient_sees_it_unmasked():
+    kept = []
+    torch.manual_seed(0)
+    a = torch.randn(1, 2, 5, 5, requires_grad=True)
+    y = trainpath.relu_(a * 1)
+    y.register_hook(lambda g: kept.append(g))
+    y.backward(torch.ones_like(y))
+    assert torch.equal(kept[0], torch.ones_like(y))
+    assert torch.equal(a.grad, (y > 0).float())
+
+
+def test_without_a_gradient_it_is_plain_relu():
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        assert torch.equal(trainpath.relu_(x.clone()), F.relu(x))
+    leaf = torch.randn(3, 4)
+    assert trainpath.relu_(leaf) is leaf and leaf.min() >= 0
