@@ -335,7 +335,7 @@ def path(conv: nn.Module, x: Tensor) -> str:
         kh, kw = conv.weight.shape[2:]
         sides = [fastpath._accuracy_side(size, k, s, p, d) for size, k, s, p, d in
                  zip((h, w), (kh, kw), stride, padding, dilation)]
-        probe = _accuracy_probe(conv)
+        probe, whole = _accuracy_probe(conv), _stand_in(conv)
         weights = fastpath.fingerprint(probe.weight, probe.bias)
         accuracy_key = (f"{geometry} weights {weights} out{probe.weight.shape[0]} "
                         f"x1x{c}x{sides[0]}x{sides[1]} {layout}")
@@ -344,8 +344,8 @@ def path(conv: nn.Module, x: Tensor) -> str:
 
         def runs_for(name: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
             # tuning.choose calls a run on its accuracy input (here: the probe layer) and on its
-            # timing input (the layer itself, at its real size)
-            return lambda y: _forward_backward(probe if y is accuracy_input else conv, PATHS[name], y)
+            # timing input (the layer itself at its real size, through a stand-in: see _stand_in)
+            return lambda y: _forward_backward(probe if y is accuracy_input else whole, PATHS[name], y)
 
         runs = {name: runs_for(name) for name in names}
         choice = tuning.choose(runs, BASELINE, accuracy_key=accuracy_key, accuracy_input=accuracy_input,
@@ -356,19 +356,26 @@ def path(conv: nn.Module, x: Tensor) -> str:
     return choice
 
 
+def _stand_in(conv: nn.Module, outputs: int | None = None) -> nn.Module:
+    """A module with ``conv``'s geometry and its first ``outputs`` output channels (all by default)
+    as new leaf parameters sharing its memory: measuring runs on it, so nothing attached to the
+    real parameters (a solver's hooks and ``RowUpdate``) sees those runs."""
+    keep = conv.weight.shape[0] if outputs is None else outputs
+    stand_in = nn.Module()
+    stand_in.weight = nn.Parameter(conv.weight.detach()[:keep])
+    stand_in.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach()[:keep])
+    stand_in.stride, stand_in.padding = conv.stride, conv.padding
+    stand_in.dilation, stand_in.groups = conv.dilation, conv.groups
+    return stand_in
+
+
 def _accuracy_probe(conv: nn.Module) -> nn.Module:
     """The layer cut to its first ``ACCURACY_MAX_OUTPUTS`` output channels (real weights, geometry
     and input channels), for the accuracy check: every output and weight-gradient element is the
     same sum as in the full layer (the input gradient sums over fewer channels), and fc6's 411 MB
     weight would otherwise need gigabytes of float64 gradients in the first step. Grouped layers
     are kept whole."""
-    w, b = conv.weight.detach(), conv.bias
-    keep = w.shape[0] if conv.groups != 1 else min(w.shape[0], ACCURACY_MAX_OUTPUTS)
-    probe = nn.Module()
-    probe.weight = nn.Parameter(w[:keep].clone())
-    probe.bias = None if b is None else nn.Parameter(b.detach()[:keep].clone())
-    probe.stride, probe.padding, probe.dilation, probe.groups = conv.stride, conv.padding, conv.dilation, conv.groups
-    return probe
+    return _stand_in(conv, None if conv.groups != 1 else min(conv.weight.shape[0], ACCURACY_MAX_OUTPUTS))
 
 
 def convolution(conv: nn.Module, x: Tensor) -> Tensor:

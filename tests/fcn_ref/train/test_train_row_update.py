@@ -102,3 +102,26 @@ def test_tied_parameters_are_not_updated_by_rows():
     b.weight = a.weight
     net = nn.Sequential(a, b)
     assert owned_once(net) == ["0.bias", "1.bias"]
+
+
+def test_measuring_a_layer_leaves_its_weight_and_row_update_alone(monkeypatch):
+    """The first training call measures the candidates on the layer's real weights: those runs must
+    not reach a solver's ``RowUpdate`` (nor count as a use of the weight)."""
+    from convert import fastpath, tuning
+
+    monkeypatch.setenv("FCN_FASTPATH_CACHE", "off")
+    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(fastpath, "MIN_MEASURED_FLOPS", 0)
+    ran = []
+    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: ran.append(run()) or 1.0)
+    torch.manual_seed(0)
+    conv = Conv2d(6, 6, 5)
+    before = conv.weight.detach().clone()
+    applied = []
+    update = trainpath.RowUpdate(lambda rows, g, last: applied.append(rows))
+    trainpath.set_row_update(conv.weight, update)
+    x = torch.randn(1, 6, 9, 9, requires_grad=True)
+    assert "gemm" in trainpath.candidates(conv, x)
+    trainpath.path(conv, x)
+    assert len(ran) >= 3 and applied == [] and update.uses == 0
+    assert torch.equal(conv.weight.detach(), before) and conv.weight.grad is None
