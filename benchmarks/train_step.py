@@ -164,7 +164,8 @@ def main() -> None:
     print(f"FCN-8s {args.size}x{args.size}, widths / {args.width_div}: forward {mine['forward_flops'] / 1e9:.1f} "
           f"GFLOP, iteration counted as {iteration_flops / 1e9:.1f} GFLOP")
     print(f"fcn-ref: {best:.3f} s/iteration (best of {args.repeats}), {iteration_flops / best / 1e9:.0f} GFLOP/s; "
-          f"{100 * best_share:.0f}% of the peak measured before the same step (best of {args.repeats}); "
+          f"{100 * best_share:.0f}% of the peak measured before the same step (best of {args.repeats}), "
+          f"{100 * iteration_flops / best / 1e9 / peak:.0f}% of the median peak ({peak:.0f} GFLOP/s); "
           f"peak RSS {mine['maxrss_kib'] / 2**20:.2f} GiB (first step, measuring the paths unless cached: "
           f"{warm['first']:.1f} s, peak RSS {warm['maxrss_kib'] / 2**20:.2f} GiB)")
     if plain is not None:

@@ -34,7 +34,12 @@ under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so d
 other dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths``
 False (``convert.fastpath.set_exact``). The first step of a run checks accuracy (small probes);
 the first run on a machine also times the candidates at full size (seconds to minutes for
-FCN-8s, and transient memory for fc6's gradients).
+FCN-8s, and transient memory for fc6's gradients). Measuring runs on a stand-in module that
+shares the layer's memory (``_stand_in``), never on its parameters.
+
+Beside the convolutions, ``relu_`` is the in-place ReLU for training (``convert.modules.ReLU`` and
+the zoo's ``fcn_ref.blocks.ReLU``): its backward masks the incoming gradient in place when nothing
+else holds it, instead of writing a new activation-sized tensor.
 """
 from __future__ import annotations
 
