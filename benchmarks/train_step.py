@@ -5,7 +5,9 @@
 
 Full width at 500x500 is the issue's measurement (a forward is about 363 GFLOP; an iteration is
 counted as 3x the forward: forward, input gradients, weight gradients). ``--size``/``--width-div``
-make a small smoke run. Each side runs in its own process, so its peak RSS is its own. Run it on a
+make a small smoke run. Each side runs in its own process, so its peak RSS is its own. The GEMM
+peak is sampled before every timed step of ours (a shared machine's speed drifts from minute to
+minute); shares divide the best step by the best sample, and by the median beside it. Run it on a
 quiet machine: the figures in benchmarks/README.md come from such a run, with the CPU model.
 
 fcn-ref's first step on a new machine measures its training paths (``convert.trainpath``; cached in
@@ -113,7 +115,7 @@ def ours(work: Path, div: int, repeats: int, before: bool) -> None:
     model.train()
     first = _time(lambda: solver.step(1))  # the first step on a machine measures the paths
     times, peaks = [], []
-    for _ in range(repeats):  # the peak right before each step: a shared machine's speed drifts
+    for _ in range(repeats):  # the GEMM peak sampled before each step: a shared machine's speed drifts
         peaks.append(gemm_peak())
         times.append(_time(lambda: solver.step(1)))
     print(json.dumps({"times": times or [first], "peaks": peaks or [gemm_peak()], "first": first,
@@ -153,24 +155,26 @@ def main() -> None:
     plain = worker(True) if args.before else None
     iteration_flops = 3 * mine["forward_flops"]
 
-    def share(run: dict) -> tuple[float, float]:
-        """(best seconds, best share of the GEMM peak measured right before the same step)."""
-        return min(run["times"]), max(iteration_flops / t / 1e9 / p for t, p in zip(run["times"], run["peaks"]))
+    # The peak is sampled before every timed step (a shared machine's speed drifts); the share
+    # divides the best step by the best sample (both "best of N"), the median is shown beside it.
+    peaks = mine["peaks"] + (plain["peaks"] if plain else [])
+    peak, median_peak = max(peaks), float(np.median(peaks))
+    best = min(mine["times"])
 
-    peak = float(np.median(mine["peaks"] + (plain["peaks"] if plain else [])))
-    best, best_share = share(mine)
+    def share(seconds: float, of: float = peak) -> str:
+        return f"{100 * iteration_flops / seconds / 1e9 / of:.0f}%"
+
     print(f"CPU: {tuning.cpu_model()}, {torch.get_num_threads()} threads; fp32 GEMM peak (torch.mm 4096^3, "
-          f"before each timed step) {min(mine['peaks']):.0f}-{max(mine['peaks']):.0f} GFLOP/s")
+          f"sampled before each timed step) {peak:.0f} GFLOP/s best, {median_peak:.0f} median")
     print(f"FCN-8s {args.size}x{args.size}, widths / {args.width_div}: forward {mine['forward_flops'] / 1e9:.1f} "
           f"GFLOP, iteration counted as {iteration_flops / 1e9:.1f} GFLOP")
-    print(f"fcn-ref: {best:.3f} s/iteration (best of {args.repeats}), {iteration_flops / best / 1e9:.0f} GFLOP/s; "
-          f"{100 * best_share:.0f}% of the peak measured before the same step (best of {args.repeats}), "
-          f"{100 * iteration_flops / best / 1e9 / peak:.0f}% of the median peak ({peak:.0f} GFLOP/s); "
-          f"peak RSS {mine['maxrss_kib'] / 2**20:.2f} GiB (first step, measuring the paths unless cached: "
+    print(f"fcn-ref: {best:.3f} s/iteration (best of {args.repeats}), {iteration_flops / best / 1e9:.0f} GFLOP/s = "
+          f"{share(best)} of peak ({share(best, median_peak)} of the median), peak RSS "
+          f"{mine['maxrss_kib'] / 2**20:.2f} GiB (first step, measuring the paths unless cached: "
           f"{warm['first']:.1f} s, peak RSS {warm['maxrss_kib'] / 2**20:.2f} GiB)")
     if plain is not None:
-        plain_best, plain_share = share(plain)
-        print(f"plain:   {plain_best:.3f} s/iteration, {100 * plain_share:.0f}% of peak, peak RSS "
+        plain_best = min(plain["times"])
+        print(f"plain:   {plain_best:.3f} s/iteration, {share(plain_best)} of peak, peak RSS "
               f"{plain['maxrss_kib'] / 2**20:.2f} GiB; fcn-ref is {plain_best / best:.2f}x its speed, "
               f"{mine['maxrss_kib'] / plain['maxrss_kib']:.2f}x its memory")
     if args.no_caffe or not CAFFE_PY.exists():
@@ -182,7 +186,7 @@ def main() -> None:
     caffe_best = min(float(t) for t in lines["caffe_times"].split())
     caffe_rss = int(lines["caffe_maxrss_kib"]) / 2**20
     print(f"Caffe:   {caffe_best:.3f} s/iteration (best of {args.repeats}), "
-          f"{100 * iteration_flops / caffe_best / 1e9 / peak:.0f}% of the median peak above ({peak:.0f} GFLOP/s), "
+          f"{share(caffe_best)} of peak ({share(caffe_best, median_peak)} of the median), "
           f"peak RSS {caffe_rss:.2f} GiB")
     print(f"fcn-ref is {caffe_best / best:.2f}x Caffe's speed, {mine['maxrss_kib'] / 2**20 / caffe_rss:.2f}x its memory")
 
