@@ -224,7 +224,9 @@ class _InPlaceReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         y, = ctx.saved_tensors
-        if grad.stride() == y.stride() and _owned(grad):  # out of place, the result takes y's layout
+        # in place only in y's own layout: out of place, the result takes y's layout (the layer
+        # before reads it in that layout)
+        if grad.stride() == y.stride() and _owned(grad):
             return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)
         return torch.ops.aten.threshold_backward(grad, y, 0)
 
