@@ -36,26 +36,20 @@ False (``convert.fastpath.set_exact``). The first step of a run checks accuracy 
 the first run on a machine also times the candidates at full size (seconds to minutes for
 FCN-8s, and transient memory for fc6's gradients). Measuring runs on a stand-in module that
 shares the layer's memory (``_stand_in``), never on its parameters.
-
-Beside the convolutions, ``relu_`` is the in-place ReLU for training (``convert.modules.ReLU`` and
-the zoo's ``fcn_ref.blocks.ReLU``): its backward masks the incoming gradient in place when nothing
-else holds it, instead of writing a new activation-sized tensor.
 """
 from __future__ import annotations
 
 import math
 import zlib
-from functools import lru_cache
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convert import fastpath, tuning
 from convert.gemm import conv2d_gemm, im2col
-from convert.winograd import winograd_conv3x3, winograd_matrices
+from convert.winograd import transform_weight, winograd_conv3x3
 
 BASELINE = "autograd"
 WINOGRAD_TILE = 4  # F(4x4, 3x3); F(2x2) never won a layer in the inference measurements
@@ -163,19 +157,10 @@ class _GemmConvolution(torch.autograd.Function):
 
 # ----------------------------------------------------------------------------- Winograd convolution
 
-@lru_cache(maxsize=None)
-def _weight_transform_matrix(m: int) -> Tensor:
-    _, g, _ = winograd_matrices(m)
-    return torch.from_numpy(np.kron(g, g)).float()  # (n*n, 9)
-
-
-def _transform(weight: Tensor, m: int = WINOGRAD_TILE) -> Tensor:
-    """(Cout, Cin, 3, 3) -> (n*n, Cout, Cin) in float32 (one GEMM): a training weight changes every
-    step, so the float64 transform of ``convert.winograd.transform_weight`` would cost more than it
-    saves; the gate measures the result."""
-    gg = _weight_transform_matrix(m).to(weight.device)
-    cout, cin = weight.shape[:2]
-    return torch.mm(gg, weight.reshape(cout * cin, 9).t()).view(-1, cout, cin)
+def _transform(weight: Tensor) -> Tensor:
+    """The weight in the Winograd domain, transformed in float32: a training weight changes every
+    step, so the float64 transform would cost more than it saves; the gate measures the result."""
+    return transform_weight(weight, WINOGRAD_TILE, precision=torch.float32)
 
 
 class _WinogradConvolution(torch.autograd.Function):
@@ -202,52 +187,6 @@ class _WinogradConvolution(torch.autograd.Function):
                 grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], list(ctx.padding),
                 [1, 1], False, [0, 0], 1, list(wanted))
         return grad_x, grad_w, grad_b if ctx.has_bias else None, None
-
-
-# ----------------------------------------------------------------------------- in-place ReLU
-
-class _InPlaceReLU(torch.autograd.Function):
-    """``x.relu_()`` whose backward masks the incoming gradient in place when nothing else holds it.
-
-    Why: autograd's ReLU backward writes a new tensor the size of the activation (125 MB for
-    FCN's conv1 at 500x500); on the CPU most of its time is the page faults of that fresh memory,
-    not the arithmetic. The values are ``threshold_backward``'s either way.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        x.relu_()
-        ctx.mark_dirty(x)
-        ctx.save_for_backward(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        y, = ctx.saved_tensors
-        # in place only in y's own layout: out of place, the result takes y's layout (the layer
-        # before reads it in that layout)
-        if grad.stride() == y.stride() and _owned(grad):
-            return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)
-        return torch.ops.aten.threshold_backward(grad, y, 0)
-
-
-def _owned(grad: Tensor) -> bool:
-    """Whether a gradient handed to a backward is this node's alone, dense and not a view, so it
-    may be overwritten (the engine holds no other reference: a gradient passed on to several
-    nodes, e.g. by a sum's backward, or kept by a hook, has a use count above 1)."""
-    use_count = getattr(grad, "_use_count", None)  # private API: without it, never in place
-    return (use_count is not None and not torch.is_grad_enabled() and grad._base is None
-            and (grad.is_contiguous() or grad.is_contiguous(memory_format=torch.channels_last))
-            and use_count() == 1)
-
-
-def relu_(x: Tensor) -> Tensor:
-    """``F.relu(x, inplace=True)``; on a CPU activation with a gradient (a non-leaf), by
-    ``_InPlaceReLU``: the same numbers, and its backward writes no new tensor."""
-    if (torch.is_grad_enabled() and x.requires_grad and x.grad_fn is not None and x.device.type == "cpu"
-            and not fastpath.exporting()):
-        return _InPlaceReLU.apply(x)
-    return F.relu(x, inplace=True)
 
 
 # ----------------------------------------------------------------------------- the candidates

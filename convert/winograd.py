@@ -72,18 +72,26 @@ def _kron_matrices(m: int) -> tuple[Tensor, Tensor]:
     return bb, aa
 
 
-def transform_weight(weight: Tensor, m: int = 4) -> Tensor:
-    """(Cout, Cin, 3, 3) -> (n*n, Cout, Cin) fp32 Winograd-domain weights, computed in float64.
+def transform_weight(weight: Tensor, m: int = 4, precision: torch.dtype = torch.float64) -> Tensor:
+    """(Cout, Cin, 3, 3) -> (n*n, Cout, Cin) fp32 Winograd-domain weights, computed in ``precision``.
 
-    Done once per layer (cache the result); the float64 product keeps the transform exact to fp32.
+    For inference it is done once per layer (cache the result), in float64, which keeps the
+    transform exact to fp32. A training weight changes every step: ``convert.trainpath`` transforms
+    it per call in float32 (the accuracy gate measures the result).
     """
     if weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
         raise ValueError(f"expected a (Cout, Cin, 3, 3) weight, got {tuple(weight.shape)}")
+    cout, cin = weight.shape[:2]
+    gg = _kron_g(m).to(device=weight.device, dtype=precision)  # U[a,b] = sum_kl G[a,k] w[k,l] G[b,l]
+    u = torch.mm(gg, weight.detach().to(precision).reshape(cout * cin, 9).t())  # (n*n, Cout*Cin), one GEMM
+    return u.view(-1, cout, cin).float()
+
+
+@lru_cache(maxsize=None)
+def _kron_g(m: int) -> Tensor:
+    """kron(G, G) in float64, (n*n, 9): the 2-D weight transform as one matrix."""
     _, g, _ = winograd_matrices(m)
-    n = m + 2
-    gg = torch.from_numpy(np.kron(g, g))  # (n*n, 9): U[a,b] = sum_kl G[a,k] w[k,l] G[b,l]
-    u = weight.detach().to(torch.float64).reshape(-1, 9) @ gg.T  # (Cout*Cin, n*n), one GEMM
-    return u.T.reshape(n * n, weight.shape[0], weight.shape[1]).float().contiguous()
+    return torch.from_numpy(np.kron(g, g))
 
 
 def _batched_gemm(v: Tensor, u: Tensor) -> Tensor:

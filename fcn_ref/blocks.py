@@ -14,6 +14,7 @@ from torch import nn
 
 from convert import modules, trainpath
 from convert.coord_map import CoordMap, WindowGeometry, crop_offset_from_maps, deconv_map
+from convert.modules.pointwise import relu_
 
 
 def upsample_filt(size: int) -> np.ndarray:
@@ -58,11 +59,11 @@ class Conv2d(nn.Conv2d):
 
 class ReLU(nn.ReLU):
     """``nn.ReLU`` (same printout, same numbers) whose in-place training calls on the CPU use
-    ``convert.trainpath.relu_``: the backward then masks the gradient in place instead of writing
-    a new activation-sized tensor."""
+    ``convert.modules.pointwise.relu_``: the backward then masks the gradient in place instead of
+    writing a new activation-sized tensor."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return trainpath.relu_(x) if self.inplace else super().forward(x)
+        return relu_(x) if self.inplace else super().forward(x)
 
 
 def score_conv(in_channels: int, num_classes: int) -> nn.Conv2d:

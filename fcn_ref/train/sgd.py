@@ -177,9 +177,7 @@ class CaffeSGD:
         added in place: no temporary the size of the blob (fc6's is 411 MB)."""
         if self.regularization != "L2":
             return g.add(torch.sign(param), alpha=decay)
-        if owned and g.shape == param.shape:
-            return g.add_(param, alpha=decay)
-        return g.add(param, alpha=decay)
+        return g.add_(param, alpha=decay) if owned else g.add(param, alpha=decay)
 
     def state_dict(self) -> dict[str, Tensor]:
         return cpu_copies(self.history)

@@ -1,11 +1,11 @@
-"""``convert.trainpath.relu_``: nn.ReLU(inplace=True)'s numbers, forward and backward, with the
+"""``convert.modules.pointwise.relu_``: nn.ReLU(inplace=True)'s numbers, forward and backward, with the
 gradient masked in place only where nothing else holds it."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from convert import trainpath
+from convert.modules import pointwise
 from convert.modules import ReLU as CaffeReLU
 from fcn_ref.blocks import ReLU
 
@@ -41,7 +41,7 @@ CASES = {
 def test_every_graph_gets_autograds_gradients():
     for name, build in CASES.items():
         want = _grads(plain, build)
-        for relu in (trainpath.relu_, ReLU(inplace=True), CaffeReLU(0.0)):
+        for relu in (pointwise.relu_, ReLU(inplace=True), CaffeReLU(0.0)):
             if isinstance(relu, CaffeReLU):
                 relu.inplace = True
             got = _grads(relu, build)
@@ -51,15 +51,15 @@ def test_every_graph_gets_autograds_gradients():
 
 def test_the_gradient_is_masked_in_place_when_it_is_owned(monkeypatch):
     calls = []
-    original = trainpath._owned
-    monkeypatch.setattr(trainpath, "_owned", lambda g: calls.append(original(g)) or calls[-1])
-    _grads(trainpath.relu_, CASES["conv after relu"])
+    original = pointwise._owned
+    monkeypatch.setattr(pointwise, "_owned", lambda g: calls.append(original(g)) or calls[-1])
+    _grads(pointwise.relu_, CASES["conv after relu"])
     assert calls == [True]
     calls.clear()
-    _grads(trainpath.relu_, CASES["sum of two relus"])
+    _grads(pointwise.relu_, CASES["sum of two relus"])
     assert calls[0] is False  # the first of the two sees the shared gradient
     calls.clear()
-    _grads(trainpath.relu_, CASES["cat of relus"])
+    _grads(pointwise.relu_, CASES["cat of relus"])
     assert True not in calls  # views of cat's gradient: never overwritten
 
 
@@ -67,7 +67,7 @@ def test_a_hook_keeping_the_gradient_sees_it_unmasked():
     kept = []
     torch.manual_seed(0)
     a = torch.randn(1, 2, 5, 5, requires_grad=True)
-    y = trainpath.relu_(a * 1)
+    y = pointwise.relu_(a * 1)
     y.register_hook(lambda g: kept.append(g))
     y.backward(torch.ones_like(y))
     assert torch.equal(kept[0], torch.ones_like(y))
@@ -77,6 +77,6 @@ def test_a_hook_keeping_the_gradient_sees_it_unmasked():
 def test_without_a_gradient_it_is_plain_relu():
     x = torch.randn(3, 4)
     with torch.no_grad():
-        assert torch.equal(trainpath.relu_(x.clone()), F.relu(x))
+        assert torch.equal(pointwise.relu_(x.clone()), F.relu(x))
     leaf = torch.randn(3, 4)
-    assert trainpath.relu_(leaf) is leaf and leaf.min() >= 0
+    assert pointwise.relu_(leaf) is leaf and leaf.min() >= 0

@@ -21,7 +21,7 @@ MOMENTUM = {"SGD": 0.9, "Nesterov": 0.9, "AdaGrad": 0.0, "RMSProp": 0.0, "AdaDel
 
 class FcHead(nn.Module):
     """fc6-like: a 5x5 unpadded convolution (the "gemm" path), then a 1x1 one; ``twice`` runs the
-    first convolution a second time on its own output's crop (a weight with two uses)."""
+    first convolution a second time on its own output, padded back to size (a weight with two uses)."""
 
     def __init__(self, twice: bool = False) -> None:
         super().__init__()
@@ -75,7 +75,7 @@ def test_block_by_block_update_gives_the_step_numbers(kind, monkeypatch):
     assert all(not hasattr(p, trainpath.ROW_UPDATE_ATTRIBUTE) for p in rows_rule.params.values())
 
 
-def test_a_wrong_block_order_would_be_caught(monkeypatch):
+def test_a_block_applied_at_another_rate_is_caught(monkeypatch):
     """The comparison above can fail: rows applied with the rate of another iteration differ."""
     monkeypatch.setattr(trainpath, "ROW_BLOCK_BYTES", 2 * 6 * 25 * 4)
     original = CaffeSGD._row_update
