@@ -27,7 +27,9 @@ inference paths: a candidate's output, input gradient, weight gradient and bias 
 small probe (the layer's real weights and input channels, at most ``ACCURACY_MAX_OUTPUTS`` output
 channels) must each stay within 2x the error of plain ``F.conv2d`` against float64 (the worse of
 its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real
-input shape must beat the baseline's by the margin. Results are cached per machine with the
+input shape must beat the baseline's by the margin, timed as the net runs it: the output gradient
+in the candidate's output layout (``_OutputGrads``), no input gradient where the input needs none
+(the first layer's). Results are cached per machine with the
 inference choices; a module remembers its choice per input-size bucket for the whole run (its
 weights change every step, so unlike ``convert.fastpath`` the memo is not tied to them). Layers
 under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors,
@@ -55,6 +57,8 @@ BASELINE = "autograd"
 WINOGRAD_TILE = 4  # F(4x4, 3x3); F(2x2) never won a layer in the inference measurements
 ACCURACY_MAX_OUTPUTS = 256  # output channels of the accuracy probe at most (``_accuracy_probe``)
 REFERENCE_BLOCK_BYTES = 64 << 20  # float64 weight per block of output channels in the reference
+TIMING_REVISION = 2  # part of the timing key: raised when the timed runs change, so that times
+                     # measured the old way (cached per machine) are measured again
 
 Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]  # stride, padding, dilation, groups
 
@@ -273,7 +277,8 @@ def path(conv: nn.Module, x: Tensor) -> str:
     n, c, h, w = x.shape
     layout = "channels_last" if _is_channels_last(x) else "nchw"
     geometry = (f"train conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} {_geometry(conv)}")
-    timing_key = f"{geometry} x{n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
+    timing_key = (f"{geometry} x{n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
+                  f"{'' if x.requires_grad else ' no dx'} r{TIMING_REVISION}")
     memo = conv.__dict__.setdefault("_trainpath_memo", {})
     choice = memo.get((timing_key, tuple(names)))
     if choice is None:
@@ -288,10 +293,15 @@ def path(conv: nn.Module, x: Tensor) -> str:
         accuracy_input = tuning.probe_input((1, c, *sides), accuracy_key, like=x)
         timing_input = tuning.probe_input(tuple(x.shape), timing_key, like=x)
 
+        output_grads = _OutputGrads()
+
         def runs_for(name: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
             # tuning.choose calls a run on its accuracy input (here: the probe layer) and on its
             # timing input (the layer itself at its real size, through a stand-in: see _stand_in)
-            return lambda y: _forward_backward(probe if y is accuracy_input else whole, PATHS[name], y)
+            # (timed as the net runs it: without the input gradient when the input needs none,
+            # e.g. the first layer's)
+            return lambda y: (_forward_backward(probe, PATHS[name], y, output_grads) if y is accuracy_input
+                              else _forward_backward(whole, PATHS[name], y, output_grads, x.requires_grad))
 
         runs = {name: runs_for(name) for name in names}
         choice = tuning.choose(runs, BASELINE, accuracy_key=accuracy_key, accuracy_input=accuracy_input,
@@ -337,13 +347,32 @@ def _output_grad(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     return torch.randn(tuple(shape), generator=g).to(dtype)
 
 
-def _forward_backward(conv: nn.Module, run: Callable, x: Tensor) -> tuple[Tensor, ...]:
-    """A training step's outputs of one candidate: (y, dx, dW[, db]) for the probe's output gradient."""
+class _OutputGrads:
+    """The output gradient a candidate's backward gets: drawn once per shape, so that drawing it
+    (as long as a small layer's backward at 700x700) stays out of the timed runs, and handed in
+    the memory layout of the candidate's output, as the next layer of a net hands it back
+    (oneDNN's backward is slower on a gradient in the other layout)."""
+
+    def __init__(self) -> None:
+        self._drawn: dict[tuple, Tensor] = {}
+
+    def __call__(self, y: Tensor) -> Tensor:
+        layout = torch.channels_last if _is_channels_last(y) else torch.contiguous_format
+        key = (tuple(y.shape), y.dtype, layout)
+        if key not in self._drawn:
+            self._drawn[key] = _output_grad(tuple(y.shape), y.dtype).contiguous(memory_format=layout)
+        return self._drawn[key]
+
+
+def _forward_backward(conv: nn.Module, run: Callable, x: Tensor, output_grads: _OutputGrads,
+                      input_grad: bool = True) -> tuple[Tensor, ...]:
+    """A training step's outputs of one candidate: (y, dx, dW[, db]) for the probe's output
+    gradient ((y, dW[, db]) without ``input_grad``)."""
     params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
     with torch.enable_grad():
-        leaf = x.detach().requires_grad_(True)
+        leaf = x.detach().requires_grad_(input_grad)
         y = run(conv, leaf)
-        found = torch.autograd.grad(y, [leaf, *params], _output_grad(y.shape, y.dtype))
+        found = torch.autograd.grad(y, [leaf, *params] if input_grad else params, output_grads(y))
     return (y.detach(), *found)
 
 

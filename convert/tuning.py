@@ -13,8 +13,8 @@ cost accuracy. ``choose`` therefore decides in two steps, each remembered:
    the range, count as the floor: they are rounding noise). A candidate that returns several
    tensors (``convert.trainpath``: output, input and weight gradients) must pass on each.
 2. **Timing**, per layer shape on this machine: the candidates that pass run on an input of the
-   real shape and memory layout; each is timed (``time_candidate``: one warm-up, best of
-   ``TIMING_REPEATS``). The fastest wins only if it takes at most ``SPEED_MARGIN`` of the
+   real shape and memory layout; each is timed (``time_candidates``: one warm-up, then
+   ``TIMING_REPEATS`` rounds taking turns, best of each). The fastest wins only if it takes at most ``SPEED_MARGIN`` of the
    baseline's time; otherwise the baseline (plain ``F.conv2d`` and friends) runs.
 
 Both results are kept for the process and on disk, in ``~/.cache/fcn-ref/fastpath-<key>.json``,
@@ -24,6 +24,7 @@ only. A corrupt or unreadable file is ignored and rewritten.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -129,15 +130,20 @@ def relative_error(y: Tensor, reference: Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def time_candidate(name: str, run: Callable[[], object]) -> float:
-    """Seconds one call of ``run`` takes: one warm-up (allocations, oneDNN primitives, cached
-    transforms), then the best of ``TIMING_REPEATS``. Tests replace this with a fake timer."""
-    run()
-    best = math.inf
-    for _ in range(TIMING_REPEATS):
-        start = time.perf_counter()
+def time_candidates(runs: Mapping[str, Callable[[], object]]) -> dict[str, float]:
+    """Seconds one call of each run takes: one warm-up each (allocations, oneDNN primitives,
+    cached transforms), then ``TIMING_REPEATS`` rounds calling each in turn, the best of each.
+    Taking turns matters on a machine whose speed drifts (a shared VM: 20-30% within minutes):
+    timed one after the other, the candidate measured in a slow minute loses. Tests replace this
+    with a fake timer."""
+    for run in runs.values():
         run()
-        best = min(best, time.perf_counter() - start)
+    best = {name: math.inf for name in runs}
+    for _ in range(TIMING_REPEATS):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -185,11 +191,9 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
             allowed = [name for name in candidates if name == baseline or _within(errors[name], bar)]
         times = records["timing"].setdefault(timing_key, {})
         if any(name not in times for name in allowed):
-            with torch.no_grad():
-                for name in allowed:
-                    if name not in times:
-                        run = candidates[name]
-                        times[name] = time_candidate(name, lambda: run(timing_input))
+            with torch.no_grad():  # all again: a time is only comparable with those of its rounds
+                times.update(time_candidates({name: functools.partial(candidates[name], timing_input)
+                                              for name in allowed}))
             changed = True
         if changed:
             _save(path, key, records)

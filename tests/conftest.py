@@ -77,5 +77,6 @@ def fake_timer(monkeypatch):
         monkeypatch.setenv("FCN_FASTPATH_CACHE", "off")
         monkeypatch.setattr(tuning, "_memory", {})
         monkeypatch.setattr(fastpath, "MIN_MEASURED_FLOPS", 0)
-        monkeypatch.setattr(tuning, "time_candidate", lambda name, run: seconds.get(name, default))
+        monkeypatch.setattr(tuning, "time_candidates",
+                            lambda runs: {name: seconds.get(name, default) for name in runs})
     return install

@@ -33,6 +33,9 @@ CASES = {
     "relu plus leaf": lambda r, a, b, w: r(a * 1) + b,
     # a view of a larger gradient (cat's backward)
     "cat of relus": lambda r, a, b, w: torch.cat([r(a * 1), r(b * 1)], 1) * 2,
+    # the next layer switches to channels_last: its gradient comes back in the other layout
+    "channels_last conv after relu": lambda r, a, b, w: F.conv2d(
+        r(a * 1).contiguous(memory_format=torch.channels_last), w, padding=1),
     # the output read twice
     "two readers": lambda r, a, b, w: F.conv2d(r(a * 1), w, padding=1) + r(a * 2).sum(1, keepdim=True),
 }
@@ -61,6 +64,32 @@ def test_the_gradient_is_masked_in_place_when_it_is_owned(monkeypatch):
     calls.clear()
     _grads(pointwise.relu_, CASES["cat of relus"])
     assert True not in calls  # views of cat's gradient: never overwritten
+
+
+def test_a_gradient_in_the_other_layout_goes_on_in_the_activations(monkeypatch):
+    """A channels_last gradient for an NCHW activation is copied into NCHW (the layer before
+    reads that layout) and then masked in place, with threshold_backward's numbers."""
+    calls = []
+    original = pointwise._owned
+    monkeypatch.setattr(pointwise, "_owned", lambda g: calls.append(original(g)) or calls[-1])
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 7, 9, requires_grad=True)
+    seen = []
+    h = x * 1
+    h.register_hook(lambda g: seen.append(g.is_contiguous()))  # what the layer before gets
+    y = pointwise.relu_(h)
+    grad = torch.randn(2, 5, 7, 9).contiguous(memory_format=torch.channels_last)
+    y.backward(grad)
+    assert calls == [True] and seen == [True]
+    assert torch.equal(x.grad, torch.ops.aten.threshold_backward(grad, F.relu(x.detach()), 0))
+
+
+def test_blockwise_transpose_equals_contiguous(monkeypatch):
+    monkeypatch.setattr(pointwise, "TRANSPOSE_BLOCK_BYTES", 3 * 5 * 4)  # 3 positions a block
+    for shape in ((2, 5, 7, 9), (1, 1, 4, 4), (1, 64, 1, 1), (3, 2, 1, 10)):
+        x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+        got = pointwise._channels_last_to_nchw(x)
+        assert got.is_contiguous() and torch.equal(got, x.contiguous()), shape
 
 
 def test_a_hook_keeping_the_gradient_sees_it_unmasked():

@@ -49,7 +49,7 @@ def test_every_path_gives_the_float64_output_and_gradients(geometry, layout):
     if pad == 0:
         assert "gemm" in names
     for name in names:
-        y, *grads = trainpath._forward_backward(conv, trainpath.PATHS[name], x)
+        y, *grads = trainpath._forward_backward(conv, trainpath.PATHS[name], x, trainpath._OutputGrads())
         expected = _float64_step(conv, x, trainpath._output_grad(y.shape, torch.float64))
         assert len(grads) + 1 == len(expected)
         for got, want in zip([y, *grads], expected):
@@ -120,7 +120,8 @@ def test_choice_is_measured_once_while_the_weights_change(fake_timer, monkeypatc
     """Training changes the weights every step; the layer keeps its choice (no re-measuring)."""
     fake_timer({"gemm": 0.1})
     timed = []
-    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: timed.append(name) or (0.1 if name == "gemm" else 2.0))
+    monkeypatch.setattr(tuning, "time_candidates",
+                        lambda runs: timed.extend(runs) or {name: 0.1 if name == "gemm" else 2.0 for name in runs})
     conv = _conv(6, 8, 1, 0, True)
     x = torch.randn(1, 6, 11, 11, requires_grad=True)
     for _ in range(3):
@@ -151,10 +152,61 @@ def test_plain_conv2d_where_no_training_path_applies(case, fake_timer):
 
 def test_small_layers_are_not_measured(monkeypatch):
     """Under fastpath.MIN_MEASURED_FLOPS the baseline runs unmeasured (the test fixtures' nets)."""
-    monkeypatch.setattr(tuning, "time_candidate", lambda name, run: pytest.fail("measured"))
+    monkeypatch.setattr(tuning, "time_candidates", lambda runs: pytest.fail("measured"))
     conv = _conv(5, 7, 3, 1, True)
     x = torch.randn(1, 5, 12, 12, requires_grad=True)
     assert trainpath.path(conv, x) == trainpath.BASELINE
+
+
+def test_measuring_draws_each_output_gradient_once_in_the_outputs_layout(monkeypatch):
+    """The timed runs reuse the output gradient (drawing it would be timed with every candidate)
+    and each candidate's backward gets it in its own output's layout, as a net hands it back."""
+    monkeypatch.setenv("FCN_FASTPATH_CACHE", "off")
+    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(fastpath, "MIN_MEASURED_FLOPS", 0)
+    monkeypatch.setattr(tuning, "TIMING_REPEATS", 2)
+    drawn, layouts = [], []
+    draw = trainpath._output_grad
+    monkeypatch.setattr(trainpath, "_output_grad", lambda shape, dtype: drawn.append(dtype) or draw(shape, dtype))
+    run_in_layout = trainpath.PATHS["autograd_channels_last"]
+
+    def recording(conv, x):
+        y = run_in_layout(conv, x)
+        y.register_hook(lambda g: layouts.append(trainpath._is_channels_last(g)))
+        return y
+
+    monkeypatch.setitem(trainpath.PATHS, "autograd_channels_last", recording)
+    conv = _conv(5, 7, 3, 1, True)
+    trainpath.path(conv, torch.randn(1, 5, 12, 12, requires_grad=True))
+    # float32: one draw per output shape (the accuracy probe's, the timing input's); the layouts
+    # are copies of those draws; float64: the reference's own
+    assert drawn.count(torch.float32) == 2
+    assert layouts == [True] * (1 + 1 + 2)  # the accuracy run, a warm-up, 2 timed rounds
+    grads = trainpath._OutputGrads()
+    y = torch.empty(1, 3, 4, 5)
+    nchw, cl = grads(y), grads(y.contiguous(memory_format=torch.channels_last))
+    assert grads(y) is nchw and trainpath._is_channels_last(cl) and torch.equal(cl, nchw)
+
+
+def test_a_first_layer_is_timed_without_the_input_gradient_it_never_needs(monkeypatch):
+    """The image needs no gradient: the first layer's candidates are timed without computing
+    one (and that timing is kept apart from a layer of the same shape that needs it)."""
+    monkeypatch.setenv("FCN_FASTPATH_CACHE", "off")
+    monkeypatch.setattr(tuning, "_memory", {})
+    monkeypatch.setattr(fastpath, "MIN_MEASURED_FLOPS", 0)
+    flags = []
+    step = trainpath._forward_backward
+    monkeypatch.setattr(trainpath, "_forward_backward",
+                        lambda conv, run, x, grads, input_grad=True: flags.append(input_grad) or
+                        step(conv, run, x, grads, input_grad))
+    conv = _conv(5, 7, 3, 1, True)
+    image = torch.randn(1, 5, 12, 12)
+    trainpath.path(conv, image)
+    checked = len(trainpath.candidates(conv, image))  # the accuracy runs come first, with dx
+    assert flags[:checked] == [True] * checked and len(flags) > checked and not any(flags[checked:])
+    flags.clear()
+    trainpath.path(conv, torch.randn(1, 5, 12, 12, requires_grad=True))
+    assert flags and all(flags)  # the same shape with an input gradient: timed again, with it
 
 
 def test_accuracy_probe_keeps_the_first_output_channels_of_wide_layers():
