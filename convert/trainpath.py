@@ -196,7 +196,10 @@ class _WinogradConvolution(torch.autograd.Function):
 # ----------------------------------------------------------------------------- the candidates
 
 def _autograd(conv: nn.Module, x: Tensor) -> Tensor:
-    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    # the weight in the input's layout: oneDNN would otherwise convert it once in the forward and
+    # twice in the backward (the same numbers: the kernels reorder either into their own format)
+    weight = conv.weight.contiguous(memory_format=torch.channels_last) if _is_channels_last(x) else conv.weight
+    return F.conv2d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 def _channels_last(conv: nn.Module, x: Tensor) -> Tensor:
