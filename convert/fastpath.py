@@ -128,7 +128,8 @@ def fast_call(inputs: Iterable[object], parameters: Iterable[Tensor]) -> bool:
             and inference_only(*inputs, *parameters))
 
 
-def _is_channels_last(x: Tensor) -> bool:
+def is_channels_last(x: Tensor) -> bool:
+    """Whether ``x`` is dense in channels_last and not also plain contiguous (one channel or pixel)."""
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
@@ -196,7 +197,7 @@ def convolution_candidates(conv: Convolution, x: Tensor) -> list[str]:
         return [DIRECT]  # PyTorch's own error
     names = [DIRECT]
     if getattr(conv, "allow_layout_change", False):
-        names.append("conv2d_nchw" if _is_channels_last(x) else "conv2d_channels_last")
+        names.append("conv2d_nchw" if is_channels_last(x) else "conv2d_channels_last")
     if conv.groups == 1 and tuple(conv.stride) == (1, 1) and (dh, dw) == (1, 1):
         if (ph, pw) == (0, 0):
             names.append("gemm")
@@ -217,7 +218,7 @@ def convolution_path(conv: Convolution, x: Tensor) -> str:
                         zip((h, w), (kh, kw), conv.stride, conv.padding, conv.dilation))
     if 2 * n * cout * cin * kh * kw * outputs < MIN_MEASURED_FLOPS:
         return DIRECT
-    layout = "channels_last" if _is_channels_last(x) else "nchw"
+    layout = "channels_last" if is_channels_last(x) else "nchw"
     geometry = (f"conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} s{tuple(conv.stride)} "
                 f"p{tuple(conv.padding)} d{tuple(conv.dilation)} g{conv.groups}")
     timing_key = f"{geometry} x{n}x{c}@{size_bucket(h, w)} {layout}"
@@ -291,7 +292,7 @@ def deconvolution_path(deconv: Deconvolution, x: Tensor) -> str:
     n, c, h, width = x.shape
     if 2 * n * w[0].numel() * w.shape[0] * h * width < MIN_MEASURED_FLOPS:
         return "depthwise"
-    layout = "channels_last" if _is_channels_last(x) else "nchw"
+    layout = "channels_last" if is_channels_last(x) else "nchw"
     geometry = (f"deconv w{tuple(w.shape)} bias{deconv.bias is not None} s{tuple(deconv.stride)} "
                 f"p{tuple(deconv.padding)} d{tuple(deconv.dilation)}")
     timing_key = f"{geometry} x{n}x{c}@{size_bucket(h, width)} {layout}"

@@ -29,9 +29,9 @@ channels) must each stay within 2x the error of plain ``F.conv2d`` against float
 its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real
 input shape must beat the baseline's by the margin, timed as the net runs it: the output gradient
 in the candidate's output layout (``_OutputGrads``), no input gradient where the input needs none
-(the first layer's). Results are cached per machine with the
-inference choices; a module remembers its choice per input-size bucket for the whole run (its
-weights change every step, so unlike ``convert.fastpath`` the memo is not tied to them). Layers
+(the first layer's). Results are cached per machine with the inference choices; a module
+remembers its choice per input-size bucket for the whole run (its weights change every step, so
+unlike ``convert.fastpath`` the memo is not tied to them). Layers
 under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors,
 other dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths``
 False (``convert.fastpath.set_exact``). The first step of a run checks accuracy (small probes);
@@ -66,10 +66,6 @@ Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]  # stri
 def _geometry(conv: nn.Module) -> Geometry:
     pair = lambda v: (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))  # noqa: E731
     return pair(conv.stride), pair(conv.padding), pair(conv.dilation), int(conv.groups)
-
-
-def _is_channels_last(x: Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 # ----------------------------------------------------------------------------- GEMM convolution
@@ -198,7 +194,7 @@ class _WinogradConvolution(torch.autograd.Function):
 def _autograd(conv: nn.Module, x: Tensor) -> Tensor:
     # the weight in the input's layout: oneDNN would otherwise convert it once in the forward and
     # twice in the backward (the same numbers: the kernels reorder either into their own format)
-    weight = conv.weight.contiguous(memory_format=torch.channels_last) if _is_channels_last(x) else conv.weight
+    weight = conv.weight.contiguous(memory_format=torch.channels_last) if fastpath.is_channels_last(x) else conv.weight
     return F.conv2d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
@@ -253,7 +249,7 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
     stride, (ph, pw), dilation, groups = _geometry(conv)
     if x.shape[2] + 2 * ph < (kh - 1) * dilation[0] + 1 or x.shape[3] + 2 * pw < (kw - 1) * dilation[1] + 1:
         return [BASELINE]  # PyTorch's own error
-    names = [BASELINE, OTHER_LAYOUT["channels_last" if _is_channels_last(x) else "nchw"]]
+    names = [BASELINE, OTHER_LAYOUT["channels_last" if fastpath.is_channels_last(x) else "nchw"]]
     if groups == 1 and stride == (1, 1) and dilation == (1, 1):
         if (ph, pw) == (0, 0):
             names.append("gemm")
@@ -278,7 +274,7 @@ def path(conv: nn.Module, x: Tensor) -> str:
     if len(names) == 1 or _flops(conv, x) < fastpath.MIN_MEASURED_FLOPS:
         return BASELINE
     n, c, h, w = x.shape
-    layout = "channels_last" if _is_channels_last(x) else "nchw"
+    layout = "channels_last" if fastpath.is_channels_last(x) else "nchw"
     geometry = (f"train conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} {_geometry(conv)}")
     timing_key = (f"{geometry} x{n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
                   f"{'' if x.requires_grad else ' no dx'} r{TIMING_REVISION}")
@@ -300,9 +296,8 @@ def path(conv: nn.Module, x: Tensor) -> str:
 
         def runs_for(name: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
             # tuning.choose calls a run on its accuracy input (here: the probe layer) and on its
-            # timing input (the layer itself at its real size, through a stand-in: see _stand_in)
-            # (timed as the net runs it: without the input gradient when the input needs none,
-            # e.g. the first layer's)
+            # timing input (the layer itself at its real size, through a stand-in: see _stand_in;
+            # without the input gradient where the net needs none)
             return lambda y: (_forward_backward(probe, PATHS[name], y, output_grads) if y is accuracy_input
                               else _forward_backward(whole, PATHS[name], y, output_grads, x.requires_grad))
 
@@ -360,7 +355,7 @@ class _OutputGrads:
         self._drawn: dict[tuple, Tensor] = {}
 
     def __call__(self, y: Tensor) -> Tensor:
-        layout = torch.channels_last if _is_channels_last(y) else torch.contiguous_format
+        layout = torch.channels_last if fastpath.is_channels_last(y) else torch.contiguous_format
         key = (tuple(y.shape), y.dtype, layout)
         if key not in self._drawn:
             self._drawn[key] = _output_grad(tuple(y.shape), y.dtype).contiguous(memory_format=layout)

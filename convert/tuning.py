@@ -14,8 +14,9 @@ cost accuracy. ``choose`` therefore decides in two steps, each remembered:
    tensors (``convert.trainpath``: output, input and weight gradients) must pass on each.
 2. **Timing**, per layer shape on this machine: the candidates that pass run on an input of the
    real shape and memory layout; each is timed (``time_candidates``: one warm-up, then
-   ``TIMING_REPEATS`` rounds taking turns, best of each). The fastest wins only if it takes at most ``SPEED_MARGIN`` of the
-   baseline's time; otherwise the baseline (plain ``F.conv2d`` and friends) runs.
+   ``TIMING_REPEATS`` rounds taking turns, best of each). The fastest wins only if it takes at
+   most ``SPEED_MARGIN`` of the baseline's time; otherwise the baseline (plain ``F.conv2d`` and
+   friends) runs.
 
 Both results are kept for the process and on disk, in ``~/.cache/fcn-ref/fastpath-<key>.json``,
 one file per machine key (CPU model and flags, thread count, torch version; ``machine_key``).

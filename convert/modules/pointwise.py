@@ -32,7 +32,7 @@ class _InPlaceReLU(torch.autograd.Function):
         y, = ctx.saved_tensors
         # the gradient goes on in y's layout (the layer before reads it in that layout); one in
         # the other layout (a next layer that switched layouts) is first copied into y's
-        if grad.stride() != y.stride() and y.dim() == 4 and y.is_contiguous() and _channels_last(grad):
+        if grad.stride() != y.stride() and y.dim() == 4 and y.is_contiguous() and fastpath.is_channels_last(grad):
             grad = _channels_last_to_nchw(grad)
         if grad.stride() == y.stride() and _owned(grad):
             return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)
@@ -40,10 +40,6 @@ class _InPlaceReLU(torch.autograd.Function):
 
 
 TRANSPOSE_BLOCK_BYTES = 256 << 10  # a block of positions x channels that stays in any L2 cache
-
-
-def _channels_last(x: Tensor) -> bool:
-    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _channels_last_to_nchw(x: Tensor) -> Tensor:

@@ -172,7 +172,7 @@ def test_measuring_draws_each_output_gradient_once_in_the_outputs_layout(monkeyp
 
     def recording(conv, x):
         y = run_in_layout(conv, x)
-        y.register_hook(lambda g: layouts.append(trainpath._is_channels_last(g)))
+        y.register_hook(lambda g: layouts.append(fastpath.is_channels_last(g)))
         return y
 
     monkeypatch.setitem(trainpath.PATHS, "autograd_channels_last", recording)
@@ -185,7 +185,7 @@ def test_measuring_draws_each_output_gradient_once_in_the_outputs_layout(monkeyp
     grads = trainpath._OutputGrads()
     y = torch.empty(1, 3, 4, 5)
     nchw, cl = grads(y), grads(y.contiguous(memory_format=torch.channels_last))
-    assert grads(y) is nchw and trainpath._is_channels_last(cl) and torch.equal(cl, nchw)
+    assert grads(y) is nchw and fastpath.is_channels_last(cl) and torch.equal(cl, nchw)
 
 
 def test_a_first_layer_is_timed_without_the_input_gradient_it_never_needs(monkeypatch):
@@ -207,6 +207,23 @@ def test_a_first_layer_is_timed_without_the_input_gradient_it_never_needs(monkey
     flags.clear()
     trainpath.path(conv, torch.randn(1, 5, 12, 12, requires_grad=True))
     assert flags and all(flags)  # the same shape with an input gradient: timed again, with it
+
+
+def test_a_channels_last_convolution_with_its_weight_converted_gives_the_same_bits():
+    """The baseline hands oneDNN the weight in the input's layout (saving its own conversions):
+    output and every gradient equal plain F.conv2d's bit for bit."""
+    conv = _conv(16, 24, 3, 1, True)
+    x = torch.randn(2, 16, 19, 23).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(2, 24, 19, 23).contiguous(memory_format=torch.channels_last)
+    results = []
+    for run in (trainpath.PATHS[trainpath.BASELINE],
+                lambda c, t: F.conv2d(t, c.weight, c.bias, c.stride, c.padding)):
+        leaf = x.detach().requires_grad_(True)
+        y = run(conv, leaf)
+        results.append([y.detach(), *torch.autograd.grad(y, [leaf, conv.weight, conv.bias], grad)])
+    for got, want in zip(*results, strict=True):
+        assert torch.equal(got, want)
+    assert results[0][2].shape == conv.weight.shape
 
 
 def test_accuracy_probe_keeps_the_first_output_channels_of_wide_layers():
