@@ -36,11 +36,17 @@ def resizable(case: str) -> bool:
 
 
 def spans_space(layer) -> bool:
-    """A Scale whose blob covers a spatial axis (axis 2, or axis 1 with more than one axis)."""
-    if layer.type != "Scale":
-        return False
-    p = layer.param.scale_param
-    return p.axis not in (1, -3) or p.num_axes != 1
+    """A layer whose parameters tie a spatial axis to the size the net was written for: a Scale
+    whose blob covers one (axis 2, or axis 1 with more than one axis), a Slice along one (equal
+    parts need a multiple of their count, slice points a size past the last)."""
+    if layer.type == "Scale":
+        p = layer.param.scale_param
+        return p.axis not in (1, -3) or p.num_axes != 1
+    if layer.type == "Slice":
+        p = layer.param.slice_param
+        axis = p.slice_dim if p.HasField("slice_dim") else p.axis
+        return axis not in (0, 1, -4, -3)
+    return False
 
 
 def reference_inputs(case: str) -> dict[str, np.ndarray]:
