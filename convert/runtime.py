@@ -190,7 +190,11 @@ class CaffeModule(nn.Module):
         blobs = self._bind_inputs(inputs, named)
         channels_last = self.channels_last_for(blobs)
         for step in self._steps:
-            result = step.module(*[blobs[b] for b in step.bottoms])
+            try:
+                result = step.module(*[blobs[b] for b in step.bottoms])
+            except (ValueError, RuntimeError) as e:  # a shape this net cannot take: say where
+                e.add_note(f"in layer '{step.name}' of net '{self.name}' (bottoms {list(step.bottoms)})")
+                raise
             if step.multi_output:
                 blobs.update(zip(step.tops, result))
             else:

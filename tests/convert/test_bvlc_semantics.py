@@ -149,3 +149,12 @@ def test_legacy_crop_40_keeps_coordinate_map_offsets_in_a_converted_file(case, t
               if l.type == "Crop"]
     assert len(written) == len(modern) > 0
     assert [o * 2 if len(o) == 1 else o for o in modern] == written  # axis 2: (H, W)
+
+
+def test_an_input_size_the_net_cannot_take_names_the_layer():
+    """Caffe aborts on an equal Slice of an odd height; the runtime raises, saying which layer."""
+    net = load_caffe(FIXTURES / "layer-slice-silence" / "net.caffemodel",
+                     FIXTURES / "layer-slice-silence" / "net.prototxt")
+    with pytest.raises(ValueError, match="2 equal parts") as raised:
+        net(data=torch.randn(2, 4, 7, 3))
+    assert raised.value.__notes__ == ["in layer 'd' of net 'layer-slice-silence' (bottoms ['data'])"]
