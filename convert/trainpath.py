@@ -346,9 +346,9 @@ def _output_grad(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
 
 
 class _OutputGrads:
-    """The output gradient a candidate's backward gets: drawn once per shape, so that drawing it
-    (as long as a small layer's backward at 700x700) stays out of the timed runs, and handed in
-    the memory layout of the candidate's output, as the next layer of a net hands it back
+    """The output gradient a candidate's backward gets: drawn once per shape and layout, so that
+    drawing it (as long as a small layer's backward at 700x700) stays out of the timed runs, and
+    handed in the memory layout of the candidate's output, as the next layer of a net hands it back
     (oneDNN's backward is slower on a gradient in the other layout)."""
 
     def __init__(self) -> None:

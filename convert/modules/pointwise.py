@@ -32,7 +32,7 @@ class _InPlaceReLU(torch.autograd.Function):
         y, = ctx.saved_tensors
         # the gradient goes on in y's layout (the layer before reads it in that layout); one in
         # the other layout (a next layer that switched layouts) is first copied into y's
-        if grad.stride() != y.stride() and y.dim() == 4 and y.is_contiguous() and fastpath.is_channels_last(grad):
+        if y.is_contiguous() and fastpath.is_channels_last(grad):
             grad = _channels_last_to_nchw(grad)
         if grad.stride() == y.stride() and _owned(grad):
             return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=grad)

@@ -178,8 +178,8 @@ def test_measuring_draws_each_output_gradient_once_in_the_outputs_layout(monkeyp
     monkeypatch.setitem(trainpath.PATHS, "autograd_channels_last", recording)
     conv = _conv(5, 7, 3, 1, True)
     trainpath.path(conv, torch.randn(1, 5, 12, 12, requires_grad=True))
-    # float32: one draw per output shape (the accuracy probe's, the timing input's); the layouts
-    # are copies of those draws; float64: the reference's own
+    # float32: one draw per output shape and layout (the probe is as large as the input here, so
+    # one shape: NCHW and channels_last), none in the timed runs; float64: the reference's own
     assert drawn.count(torch.float32) == 2
     assert layouts == [True] * (1 + 1 + 2)  # the accuracy run, a warm-up, 2 timed rounds
     grads = trainpath._OutputGrads()
