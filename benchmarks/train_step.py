@@ -11,7 +11,8 @@ minute); shares divide the best step by the best sample, and by the median besid
 quiet machine: the figures in benchmarks/README.md come from such a run, with the CPU model.
 
 fcn-ref's first step on a new machine measures its training paths (``convert.trainpath``; cached in
-~/.cache/fcn-ref): a first worker process runs that one step and reports how long it took, so the
+~/.cache/fcn-ref): a first worker process runs two steps (a layer may choose again in the second,
+once the layer after it has recorded a layout hand-off) and reports how long the first took, so the
 timed process (which runs one untimed step too) has the cache and its peak RSS is training's own.
 ``--before`` also times the plain path (autograd ``F.conv2d`` everywhere, all gradients then the update:
 ``fast_paths`` off, ``update_in_backward=False``) in its own process, for before/after ratios.
@@ -150,7 +151,7 @@ def main() -> None:
                              check=True, capture_output=True, text=True)
         return json.loads(run.stdout.strip().splitlines()[-1])
 
-    warm = worker(False, repeats=0)  # measures and caches the training paths where needed
+    warm = worker(False, repeats=1)  # measures and caches the training paths where needed
     mine = worker(False)
     plain = worker(True) if args.before else None
     iteration_flops = 3 * mine["forward_flops"]

@@ -20,7 +20,13 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 - **"winograd"** (3x3, stride 1, dilation 1, one group, pad <= 2): the forward and the input
   gradient as Winograd F(4x4, 3x3) convolutions (``convert.winograd``; the input gradient is the
   convolution of dY with the flipped, transposed kernel), the weight gradient from oneDNN. The
-  weight changes every iteration, so its transform is computed per call, in float32, and not kept.
+  weight changes every iteration, so its transform is computed per call, in float32, and not kept;
+- **"channels_last_output"** (one group, patches no wider than the output, ``C*kh*kw <= Cout``: a
+  layer on the image, FCN's conv1_1): oneDNN's forward with the weight in channels_last, which
+  reads the NCHW image as it is and writes channels_last, so the net after it needs no copy of its
+  125 MB output and no transpose of that gradient; the weight and bias gradients as im2col GEMMs
+  over bands of output rows (``_weight_gradient_by_bands``; oneDNN's channels_last weight gradient
+  for 3 input channels is 2x slower), the input gradient (when wanted) from oneDNN.
 
 Which one a layer takes is **measured, not assumed**, by ``convert.tuning.choose`` as for the
 inference paths: a candidate's output, input gradient, weight gradient and bias gradient on a
@@ -29,7 +35,8 @@ channels) must each stay within 2x the error of plain ``F.conv2d`` against float
 its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real
 input shape must beat the baseline's by the margin, timed as the net runs it: the output gradient
 in the candidate's output layout (``_OutputGrads``), no input gradient where the input needs none
-(the first layer's). Results are cached per machine with the inference choices; a module
+(the first layer's), and the output handed on converted where the layer after it was recorded
+converting such an output (see "layout hand-offs" below). Results are cached per machine with the inference choices; a module
 remembers its choice per input-size bucket for the whole run (its weights change every step, so
 unlike ``convert.fastpath`` the memo is not tied to them). Layers
 under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors,
@@ -189,6 +196,66 @@ class _WinogradConvolution(torch.autograd.Function):
         return grad_x, grad_w, grad_b if ctx.has_bias else None, None
 
 
+# ----------------------------------------------------------------------------- im2col weight gradient
+
+IM2COL_BAND_BYTES = 4 << 20  # the patches of one band of output rows (``_weight_gradient_by_bands``)
+
+
+def _weight_gradient_by_bands(x: Tensor, grad: Tensor, weight_shape: torch.Size, geometry: Geometry,
+                              bias: bool) -> tuple[Tensor, Tensor | None]:
+    """(dW, db) of a one-group convolution as ``dW += dY_band.T @ patches_band`` over bands of
+    output rows: each band's patches (``F.unfold``) are a few MB, so nothing of the size of the
+    whole im2col matrix exists, and the band's gradient is summed for db while it is in cache."""
+    (sh, sw), (ph, pw), (dh, dw), _ = geometry
+    cout, cin, kh, kw = weight_shape
+    n, _, oh, ow = grad.shape
+    padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+    per_row = n * ow * cin * kh * kw * x.element_size()
+    rows = max(1, min(oh, IM2COL_BAND_BYTES // max(per_row, 1)))
+    pixels = grad.permute(0, 2, 3, 1)  # (N, oh, ow, Cout): contiguous for a channels_last grad
+    grad_w = x.new_zeros((cout, cin * kh * kw))
+    grad_b = x.new_zeros((cout,)) if bias else None
+    for r0 in range(0, oh, rows):
+        r1 = min(oh, r0 + rows)
+        band = padded[:, :, r0 * sh:(r1 - 1) * sh + dh * (kh - 1) + 1]
+        patches = F.unfold(band, (kh, kw), dilation=(dh, dw), stride=(sh, sw))  # (N, C*kh*kw, rows*ow)
+        band_grad = pixels[:, r0:r1].reshape(n, (r1 - r0) * ow, cout)
+        for i in range(n):
+            grad_w.addmm_(band_grad[i].t(), patches[i].t())
+        if grad_b is not None:
+            grad_b.add_(band_grad.sum((0, 1)))
+    return grad_w.view(weight_shape), grad_b
+
+
+class _ChannelsLastOutputConvolution(torch.autograd.Function):
+    """oneDNN's convolution into channels_last with the input read as it is (the weight in
+    channels_last decides the layout: an NCHW image is not copied), oneDNN's input gradient, and
+    the weight and bias gradients by bands of im2col GEMMs (``_weight_gradient_by_bands``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, geometry: Geometry) -> Tensor:
+        stride, padding, dilation, _ = geometry
+        weight_cl = weight.contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x, weight_cl)
+        ctx.geometry, ctx.has_bias = geometry, bias is not None
+        y = F.conv2d(x, weight_cl, bias, stride, padding, dilation)
+        return y.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight_cl = ctx.saved_tensors
+        stride, padding, dilation, _ = ctx.geometry
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, weight_cl, None, list(stride), list(padding), list(dilation), False, [0, 0], 1,
+                [True, False, False])[0]
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
+            grad_w, grad_b = _weight_gradient_by_bands(x, grad, weight_cl.shape, ctx.geometry, ctx.has_bias)
+        return grad_x, grad_w, grad_b, None
+
+
 # ----------------------------------------------------------------------------- the candidates
 
 def _autograd(conv: nn.Module, x: Tensor) -> Tensor:
@@ -214,6 +281,10 @@ def _winograd(conv: nn.Module, x: Tensor) -> Tensor:
     return _WinogradConvolution.apply(x, conv.weight, conv.bias, _geometry(conv)[1])
 
 
+def _channels_last_output(conv: nn.Module, x: Tensor) -> Tensor:
+    return _ChannelsLastOutputConvolution.apply(x, conv.weight, conv.bias, _geometry(conv))
+
+
 # How a convolution with a gradient can be computed, by the name ``path`` returns.
 PATHS: dict[str, Callable[[nn.Module, Tensor], Tensor]] = {
     BASELINE: _autograd,
@@ -221,6 +292,7 @@ PATHS: dict[str, Callable[[nn.Module, Tensor], Tensor]] = {
     "autograd_nchw": _nchw,
     "gemm": _gemm,
     "winograd": _winograd,
+    "channels_last_output": _channels_last_output,
 }
 
 
@@ -250,6 +322,8 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
     if x.shape[2] + 2 * ph < (kh - 1) * dilation[0] + 1 or x.shape[3] + 2 * pw < (kw - 1) * dilation[1] + 1:
         return [BASELINE]  # PyTorch's own error
     names = [BASELINE, OTHER_LAYOUT["channels_last" if fastpath.is_channels_last(x) else "nchw"]]
+    if groups == 1 and cin * kh * kw <= cout:  # patches no wider than the output: an image's layer
+        names.append("channels_last_output")
     if groups == 1 and stride == (1, 1) and dilation == (1, 1):
         if (ph, pw) == (0, 0):
             names.append("gemm")
@@ -258,13 +332,54 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
     return names
 
 
-def _flops(conv: nn.Module, x: Tensor) -> float:
-    n, _, h, w = x.shape
-    cout, cin, kh, kw = conv.weight.shape
+def _output_size(conv: nn.Module, x: Tensor) -> tuple[int, int]:
     stride, padding, dilation, _ = _geometry(conv)
-    outputs = math.prod((size + 2 * p - (k - 1) * d - 1) // s + 1 for size, k, s, p, d in
-                        zip((h, w), (kh, kw), stride, padding, dilation))
-    return 2.0 * n * cout * cin * kh * kw * outputs
+    oh, ow = ((size + 2 * p - (k - 1) * d - 1) // s + 1 for size, k, s, p, d in
+              zip(x.shape[2:], conv.weight.shape[2:], stride, padding, dilation))
+    return oh, ow
+
+
+def _flops(conv: nn.Module, x: Tensor) -> float:
+    cout, cin, kh, kw = conv.weight.shape
+    return 2.0 * x.shape[0] * cout * cin * kh * kw * math.prod(_output_size(conv, x))
+
+
+# ----------------------------------------------------------------------------- layout hand-offs
+#
+# Each layer is chosen on its own, and a layer that takes the other memory layout than its input's
+# pays for converting it (a copy in the forward, a transpose of the gradient in the backward).
+# When a layer converts, that is recorded (``tuning.record_handoff``) for the activation's shape and
+# layout; a layer producing such an activation is then timed handing its output on converted, as
+# the net runs it, so a candidate that writes the wanted layout itself can win (FCN's conv1_1 on
+# the NCHW image, before conv1_2 and the rest of the net in channels_last).
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def _layout(t: Tensor) -> str:
+    return "channels_last" if fastpath.is_channels_last(t) else "nchw"
+
+
+def _activation(n: int, c: int, h: int, w: int, layout: str) -> str:
+    """How the hand-off records name an activation: batch, channels, size bucket and layout."""
+    return f"train {n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
+
+
+def _described(t: Tensor) -> str:
+    return _activation(*t.shape, _layout(t))
+
+
+def _handoffs(conv: nn.Module, x: Tensor) -> str:
+    """The recorded conversions of ``conv``'s output (in either layout), for its keys: '' if none."""
+    (oh, ow), n, cout = _output_size(conv, x), x.shape[0], conv.weight.shape[0]
+    return " ".join(f"{layout}->{to}" for layout in LAYOUTS
+                    if (to := tuning.handoff(_activation(n, cout, oh, ow, layout))) is not None)
+
+
+def _handed_on(y: Tensor) -> Tensor:
+    """``y`` as the next layer takes it: converted where one was recorded converting such an output."""
+    to = tuning.handoff(_described(y)) if y.dim() == 4 else None
+    return y if to is None or to == _layout(y) else y.contiguous(memory_format=LAYOUTS[to])
 
 
 def path(conv: nn.Module, x: Tensor) -> str:
@@ -274,10 +389,12 @@ def path(conv: nn.Module, x: Tensor) -> str:
     if len(names) == 1 or _flops(conv, x) < fastpath.MIN_MEASURED_FLOPS:
         return BASELINE
     n, c, h, w = x.shape
-    layout = "channels_last" if fastpath.is_channels_last(x) else "nchw"
+    layout = _layout(x)
     geometry = (f"train conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} {_geometry(conv)}")
+    handoffs = _handoffs(conv, x)
     timing_key = (f"{geometry} x{n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
-                  f"{'' if x.requires_grad else ' no dx'} r{TIMING_REVISION}")
+                  f"{'' if x.requires_grad else ' no dx'}{f' handed {handoffs}' if handoffs else ''}"
+                  f" r{TIMING_REVISION}")
     memo = conv.__dict__.setdefault("_trainpath_memo", {})
     choice = memo.get((timing_key, tuple(names)))
     if choice is None:
@@ -297,9 +414,11 @@ def path(conv: nn.Module, x: Tensor) -> str:
         def runs_for(name: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
             # tuning.choose calls a run on its accuracy input (here: the probe layer) and on its
             # timing input (the layer itself at its real size, through a stand-in: see _stand_in;
-            # without the input gradient where the net needs none)
+            # without the input gradient where the net needs none, the output handed on as the
+            # next layer takes it)
             return lambda y: (_forward_backward(probe, PATHS[name], y, output_grads) if y is accuracy_input
-                              else _forward_backward(whole, PATHS[name], y, output_grads, x.requires_grad))
+                              else _forward_backward(whole, PATHS[name], y, output_grads, x.requires_grad,
+                                                     _handed_on))
 
         runs = {name: runs_for(name) for name in names}
         choice = tuning.choose(runs, BASELINE, accuracy_key=accuracy_key, accuracy_input=accuracy_input,
@@ -333,8 +452,12 @@ def _accuracy_probe(conv: nn.Module) -> nn.Module:
 
 
 def convolution(conv: nn.Module, x: Tensor) -> Tensor:
-    """``conv`` on ``x`` by its chosen path (``F.conv2d`` when no training path applies)."""
-    return PATHS[path(conv, x)](conv, x)
+    """``conv`` on ``x`` by its chosen path (``F.conv2d`` when no training path applies); a path
+    that changes the layout is recorded for the layers producing ``x`` (see the hand-offs above)."""
+    y = PATHS[path(conv, x)](conv, x)
+    if _layout(y) != _layout(x):
+        tuning.record_handoff(_described(x), _layout(y))
+    return y
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -363,14 +486,17 @@ class _OutputGrads:
 
 
 def _forward_backward(conv: nn.Module, run: Callable, x: Tensor, output_grads: _OutputGrads,
-                      input_grad: bool = True) -> tuple[Tensor, ...]:
+                      input_grad: bool = True, hand_on: Callable[[Tensor], Tensor] | None = None
+                      ) -> tuple[Tensor, ...]:
     """A training step's outputs of one candidate: (y, dx, dW[, db]) for the probe's output
-    gradient ((y, dW[, db]) without ``input_grad``)."""
+    gradient ((y, dW[, db]) without ``input_grad``); ``hand_on`` converts y as the next layer
+    would (the gradient then comes back through that conversion)."""
     params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
     with torch.enable_grad():
         leaf = x.detach().requires_grad_(input_grad)
         y = run(conv, leaf)
-        found = torch.autograd.grad(y, [leaf, *params] if input_grad else params, output_grads(y))
+        handed = y if hand_on is None else hand_on(y)
+        found = torch.autograd.grad(handed, [leaf, *params] if input_grad else params, output_grads(handed))
     return (y.detach(), *found)
 
 

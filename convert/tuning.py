@@ -19,7 +19,9 @@ cost accuracy. ``choose`` therefore decides in two steps, each remembered:
    friends) runs.
 
 Both results are kept for the process and on disk, in ``~/.cache/fcn-ref/fastpath-<key>.json``,
-one file per machine key (CPU model and flags, thread count, torch version; ``machine_key``).
+one file per machine key (CPU model and flags, thread count, torch version; ``machine_key``),
+with the layout hand-offs ``convert.trainpath`` records (``record_handoff``: the activations a
+layer converted to the other memory layout, so that their producer is timed handing them on so).
 ``FCN_FASTPATH_CACHE`` relocates the folder; ``FCN_FASTPATH_CACHE=off`` keeps results in memory
 only. A corrupt or unreadable file is ignored and rewritten.
 """
@@ -50,12 +52,15 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fcn-ref"
 
 Run = Callable[[Tensor], Tensor]
 
-_lock = threading.Lock()
-_memory: dict[str, dict[str, dict]] = {}  # machine key -> {"accuracy": {...}, "timing": {...}}
+_lock = threading.RLock()  # reentrant: timed runs look up hand-offs (``handoff``) inside ``choose``
+RECORD_KINDS = ("accuracy", "timing", "handoff")
+_memory: dict[str, dict[str, dict]] = {}  # cache file -> {kind: {...}} for each of RECORD_KINDS
 
 
+@functools.cache
 def cpu_model() -> str:
-    """The CPU's model name and a digest of its feature flags (two Xeons of one name may differ)."""
+    """The CPU's model name and a digest of its feature flags (two Xeons of one name may differ);
+    read once per process (every training step asks, through ``handoff``)."""
     name, flags = "", ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -89,7 +94,7 @@ def _records(path: Path | None, key: dict[str, object]) -> dict[str, dict]:
     """The in-memory records for this cache file, read from disk the first time."""
     name = str(path) if path is not None else "memory:" + json.dumps(key, sort_keys=True)
     if name not in _memory:
-        records: dict[str, dict] = {"accuracy": {}, "timing": {}}
+        records: dict[str, dict] = {kind: {} for kind in RECORD_KINDS}
         if path is not None:
             try:
                 stored = json.loads(path.read_text())
@@ -114,7 +119,7 @@ def _save(path: Path | None, key: dict[str, object], records: dict[str, dict]) -
         except (OSError, ValueError):
             stored = {}
         merged = {"machine": key}
-        for kind in ("accuracy", "timing"):
+        for kind in RECORD_KINDS:
             merged[kind] = {**stored.get(kind, {}), **records[kind]}
         with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
                                          delete=False) as out:
@@ -200,6 +205,27 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
             _save(path, key, records)
     fastest = min(allowed, key=lambda name: (times[name], name != baseline))
     return fastest if times[fastest] <= SPEED_MARGIN * times[baseline] else baseline
+
+
+def handoff(activation: str) -> str | None:
+    """The memory layout that a layer given an activation described by ``activation`` (shape and
+    layout, see ``convert.trainpath``) converted it to when it ran, or None if none did."""
+    key = machine_key()
+    with _lock:
+        return _records(cache_file(key), key)["handoff"].get(activation)
+
+
+def record_handoff(activation: str, layout: str) -> None:
+    """Remember that a layer converted such an activation to ``layout``, for the layers that
+    produce one (they are then timed handing it on in that layout). The first record stands:
+    a producer that changes its layout because of it cannot flip it back."""
+    key = machine_key()
+    path = cache_file(key)
+    with _lock:
+        records = _records(path, key)
+        if activation not in records["handoff"]:
+            records["handoff"][activation] = layout
+            _save(path, key, records)
 
 
 def _errors(y: Tensor | tuple[Tensor, ...], reference: Tensor | tuple[Tensor, ...]) -> float | list[float]:

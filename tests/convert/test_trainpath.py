@@ -11,9 +11,10 @@ from convert.coord_map import WindowGeometry
 from convert.modules import Convolution
 from fcn_ref.blocks import Conv2d
 
-# (in, out, kernel, pad, side, bias): 3x3 with every pad Winograd takes, fc6-like 7x7 and 1x1 unpadded.
+# (in, out, kernel, pad, side, bias): 3x3 with every pad Winograd takes, fc6-like 7x7 and 1x1 unpadded,
+# an image's first layer (patches no wider than the output: "channels_last_output").
 GEOMETRIES = [(5, 7, 3, 1, 13, True), (5, 7, 3, 0, 9, True), (4, 6, 3, 2, 8, False), (6, 8, 7, 0, 10, True),
-              (6, 8, 1, 0, 9, True), (6, 8, 1, 0, 9, False)]
+              (6, 8, 1, 0, 9, True), (6, 8, 1, 0, 9, False), (3, 27, 3, 4, 11, True)]
 
 
 def _conv(cin: int, cout: int, k: int, pad: int, bias: bool, seed: int = 0) -> Conv2d:
@@ -44,10 +45,11 @@ def test_every_path_gives_the_float64_output_and_gradients(geometry, layout):
         x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     names = trainpath.candidates(conv, x)
     assert trainpath.BASELINE in names and len(names) >= 2
-    if k == 3:
+    if k == 3 and pad <= 2:
         assert "winograd" in names
     if pad == 0:
         assert "gemm" in names
+    assert ("channels_last_output" in names) == (cin * k * k <= cout)
     for name in names:
         y, *grads = trainpath._forward_backward(conv, trainpath.PATHS[name], x, trainpath._OutputGrads())
         expected = _float64_step(conv, x, trainpath._output_grad(y.shape, torch.float64))
@@ -55,6 +57,59 @@ def test_every_path_gives_the_float64_output_and_gradients(geometry, layout):
         for got, want in zip([y, *grads], expected):
             assert got.shape == want.shape
             assert _rel(got, want) < (2e-5 if name == "winograd" else 2e-6), name
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("stride, padding, dilation", [(1, (100, 100), 1), (2, (1, 0), 1), (3, (2, 2), 2)])
+def test_channels_last_output_in_bands_gives_the_float64_step(stride, padding, dilation, input_grad, monkeypatch):
+    """The image's layer written in channels_last from an NCHW input, its weight and bias gradients
+    summed over bands of output rows (a few rows a band here), any stride, padding and dilation."""
+    monkeypatch.setattr(trainpath, "IM2COL_BAND_BYTES", 2 * 27 * 4 * 9)
+    torch.manual_seed(1)
+    conv = Conv2d(3, 32, 3, stride=stride, padding=padding, dilation=dilation)
+    x = torch.randn(2, 3, 17, 14)
+    assert "channels_last_output" in trainpath.candidates(conv, x.requires_grad_(input_grad))
+    y, *grads = trainpath._forward_backward(conv, trainpath.PATHS["channels_last_output"], x,
+                                            trainpath._OutputGrads(), input_grad)
+    assert fastpath.is_channels_last(y)
+    leaf = x.detach().double().requires_grad_(True)
+    w, b = (p.detach().double().requires_grad_(True) for p in (conv.weight, conv.bias))
+    y64 = F.conv2d(leaf, w, b, conv.stride, conv.padding, conv.dilation)
+    expected = torch.autograd.grad(y64, [leaf, w, b], trainpath._output_grad(y.shape, torch.float64))
+    expected = [y64.detach(), *(expected if input_grad else expected[1:])]
+    assert len(grads) + 1 == len(expected)
+    for got, want in zip([y, *grads], expected):
+        assert got.shape == want.shape and _rel(got, want) < 2e-6
+
+
+def test_a_layout_change_is_handed_back_to_the_layer_producing_it(fake_timer, monkeypatch):
+    """A layer that converts its input to the other layout records it; the layer producing such
+    an activation is then measured again, its candidates timed handing their output on converted
+    (so one writing that layout itself does not pay for it), and the choice is kept."""
+    fake_timer({"channels_last_output": 0.1})
+    monkeypatch.setattr(tuning, "ACCURACY_FACTOR", float("inf"))
+    first, second = _conv(3, 27, 3, 1, True), _conv(27, 8, 3, 1, True)
+    image = torch.randn(1, 3, 12, 12)
+    assert trainpath.path(first, image) == "channels_last_output"
+    monkeypatch.setitem(trainpath.PATHS, "channels_last_output", trainpath.PATHS[trainpath.BASELINE])
+    hidden = trainpath.convolution(first, image)  # NCHW (the path now stands for the baseline)
+    assert tuning.handoff(trainpath._described(hidden)) is None
+    fake_timer({"autograd_channels_last": 0.1})
+    assert fastpath.is_channels_last(trainpath.convolution(second, hidden))
+    assert tuning.handoff(trainpath._described(hidden)) == "channels_last"
+    handed, timed = [], []
+    hand_on = trainpath._handed_on
+    monkeypatch.setattr(trainpath, "_handed_on", lambda y: handed.append(hand_on(y)) or handed[-1])
+    monkeypatch.setattr(tuning, "time_candidates",
+                        lambda runs: timed.extend(runs) or {name: run() and 1.0 for name, run in runs.items()})
+    assert trainpath.path(first, image) == trainpath.BASELINE  # measured again (all tie here)
+    assert sorted(timed) == sorted(trainpath.candidates(first, image))
+    assert handed and all(fastpath.is_channels_last(y) for y in handed)
+    timed.clear()
+    trainpath.path(first, image)
+    assert timed == []
+    y = torch.randn(1, 5, 4, 4)
+    assert trainpath._handed_on(y) is y  # nothing recorded for this shape
 
 
 def test_reference_in_channel_blocks_equals_one_piece(monkeypatch):
@@ -69,19 +124,20 @@ def test_reference_in_channel_blocks_equals_one_piece(monkeypatch):
 
 
 @pytest.mark.parametrize("module", ["zoo", "runtime"])
-@pytest.mark.parametrize("fast", ["gemm", "winograd", "autograd_channels_last"])
+@pytest.mark.parametrize("fast", ["gemm", "winograd", "autograd_channels_last", "channels_last_output"])
 def test_the_measured_choice_runs_in_training(module, fast, fake_timer, monkeypatch):
     """With the path timed fastest (and the gate off, so it is forced), a training call takes it
     (zoo ``Conv2d`` and the runtime's ``Convolution`` alike), and gradients still match float64."""
     fake_timer({fast: 0.1})
     monkeypatch.setattr(tuning, "ACCURACY_FACTOR", float("inf"))
     k, pad = (1, 0) if fast == "gemm" else (3, 1)
-    conv = _conv(6, 8, k, pad, True)
+    cin = 2 if fast == "channels_last_output" else 6  # that path is for narrow inputs (images)
+    conv = _conv(cin, 24 if fast == "channels_last_output" else 8, k, pad, True)
     if module == "runtime":
         runtime = Convolution(WindowGeometry((k, k), (1, 1), (pad, pad)), 1)
         runtime.weight, runtime.bias = conv.weight, conv.bias
         conv = runtime
-    x = torch.randn(1, 6, 11, 11, requires_grad=True)
+    x = torch.randn(1, cin, 11, 11, requires_grad=True)
     taken = []
     monkeypatch.setitem(trainpath.PATHS, fast, lambda c, y, run=trainpath.PATHS[fast]: taken.append(1) or run(c, y))
     out = conv(x)
@@ -197,8 +253,8 @@ def test_a_first_layer_is_timed_without_the_input_gradient_it_never_needs(monkey
     flags = []
     step = trainpath._forward_backward
     monkeypatch.setattr(trainpath, "_forward_backward",
-                        lambda conv, run, x, grads, input_grad=True: flags.append(input_grad) or
-                        step(conv, run, x, grads, input_grad))
+                        lambda conv, run, x, grads, input_grad=True, hand_on=None: flags.append(input_grad) or
+                        step(conv, run, x, grads, input_grad, hand_on))
     conv = _conv(5, 7, 3, 1, True)
     image = torch.randn(1, 5, 12, 12)
     trainpath.path(conv, image)

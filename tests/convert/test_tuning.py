@@ -132,6 +132,20 @@ def test_choices_persist_on_disk_and_are_not_measured_again(monkeypatch, tmp_pat
     assert set(json.loads(tuning.cache_file().read_text())["timing"]) == {"layer", "another layer"}
 
 
+def test_the_first_layout_hand_off_stands_and_persists(monkeypatch, tmp_path):
+    """A recorded hand-off is never replaced (a producer that changed its layout because of it
+    cannot flip it back), and a new process reads it from the file."""
+    monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(tuning, "_memory", {})
+    assert tuning.handoff("train 1x64@76 nchw") is None
+    tuning.record_handoff("train 1x64@76 nchw", "channels_last")
+    tuning.record_handoff("train 1x64@76 nchw", "nchw")
+    assert tuning.handoff("train 1x64@76 nchw") == "channels_last"
+    tuning.forget()
+    assert tuning.handoff("train 1x64@76 nchw") == "channels_last"
+    assert json.loads(tuning.cache_file().read_text())["handoff"] == {"train 1x64@76 nchw": "channels_last"}
+
+
 def test_a_corrupt_cache_file_is_ignored_and_rewritten(monkeypatch, tmp_path):
     monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(tuning, "_memory", {})
