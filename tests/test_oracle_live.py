@@ -85,12 +85,15 @@ def sum_scales(case: str, blobs: dict[str, np.ndarray]) -> dict[str, float]:
     A float32 sum's rounding error grows with its partial sums, not with its result: seed 20261204
     drew 60,516 normals summing to -16.8 (about 240 is usual), where Caffe's sum (OpenBLAS sdot,
     its lanes' order) is 1.8e-4 off the exact one and ours 1.8e-5; relative to -16.8 that is 1e-5."""
-    scales = {}
-    for layer in read_net(prototxt=FIXTURES / case / "net.prototxt").layers:  # no Split layers
+    scales, source = {}, {}
+    for layer in read_net(FIXTURES / case / "net.caffemodel").layers:
+        if layer.type == "Split":  # Caffe's saved nets name each use of a blob
+            source.update({top: source.get(layer.bottoms[0], layer.bottoms[0]) for top in layer.tops})
         p = layer.param.reduction_param
-        if layer.type != "Reduction" or p.operation not in (p.SUM, p.MEAN) or layer.bottoms[0] not in blobs:
+        bottom = source.get(layer.bottoms[0], layer.bottoms[0]) if layer.bottoms else None
+        if layer.type != "Reduction" or p.operation not in (p.SUM, p.MEAN) or bottom not in blobs:
             continue
-        x = blobs[layer.bottoms[0]].astype(np.float64)
+        x = blobs[bottom].astype(np.float64)
         axis = p.axis if p.axis >= 0 else p.axis + x.ndim
         flat = x.reshape(*x.shape[:axis], -1)
         root = np.sqrt((flat * flat).sum(-1)) / (flat.shape[-1] if p.operation == p.MEAN else 1)
