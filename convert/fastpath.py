@@ -133,6 +133,18 @@ def is_channels_last(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def layout_of(x: Tensor) -> str:
+    """"channels_last" or "nchw": the layout part of the choosers' keys (and hand-off records)."""
+    return "channels_last" if is_channels_last(x) else "nchw"
+
+
+def output_size(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """A convolution's output height and width (PyTorch's floor rule)."""
+    oh, ow = ((n + 2 * p - (k - 1) * d - 1) // s + 1 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    return oh, ow
+
+
 def size_bucket(height: int, width: int) -> int:
     """Input areas within about 9% of each other share one timing (a quarter octave of area)."""
     return round(4 * math.log2(max(1, height * width)))
@@ -214,11 +226,10 @@ def convolution_path(conv: Convolution, x: Tensor) -> str:
         return names[0]
     n, c, h, w = x.shape
     cout, cin, kh, kw = conv.weight.shape
-    outputs = math.prod((size + 2 * p - (k - 1) * d - 1) // s + 1 for size, k, s, p, d in
-                        zip((h, w), (kh, kw), conv.stride, conv.padding, conv.dilation))
+    outputs = math.prod(output_size((h, w), (kh, kw), conv.stride, conv.padding, conv.dilation))
     if 2 * n * cout * cin * kh * kw * outputs < MIN_MEASURED_FLOPS:
         return DIRECT
-    layout = "channels_last" if is_channels_last(x) else "nchw"
+    layout = layout_of(x)
     geometry = (f"conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} s{tuple(conv.stride)} "
                 f"p{tuple(conv.padding)} d{tuple(conv.dilation)} g{conv.groups}")
     timing_key = f"{geometry} x{n}x{c}@{size_bucket(h, w)} {layout}"
@@ -292,7 +303,7 @@ def deconvolution_path(deconv: Deconvolution, x: Tensor) -> str:
     n, c, h, width = x.shape
     if 2 * n * w[0].numel() * w.shape[0] * h * width < MIN_MEASURED_FLOPS:
         return "depthwise"
-    layout = "channels_last" if is_channels_last(x) else "nchw"
+    layout = layout_of(x)
     geometry = (f"deconv w{tuple(w.shape)} bias{deconv.bias is not None} s{tuple(deconv.stride)} "
                 f"p{tuple(deconv.padding)} d{tuple(deconv.dilation)}")
     timing_key = f"{geometry} x{n}x{c}@{size_bucket(h, width)} {layout}"

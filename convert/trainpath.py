@@ -321,7 +321,7 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
     stride, (ph, pw), dilation, groups = _geometry(conv)
     if x.shape[2] + 2 * ph < (kh - 1) * dilation[0] + 1 or x.shape[3] + 2 * pw < (kw - 1) * dilation[1] + 1:
         return [BASELINE]  # PyTorch's own error
-    names = [BASELINE, OTHER_LAYOUT["channels_last" if fastpath.is_channels_last(x) else "nchw"]]
+    names = [BASELINE, OTHER_LAYOUT[fastpath.layout_of(x)]]
     if groups == 1 and cin * kh * kw <= cout:  # patches no wider than the output: an image's layer
         names.append("channels_last_output")
     if groups == 1 and stride == (1, 1) and dilation == (1, 1):
@@ -334,9 +334,7 @@ def candidates(conv: nn.Module, x: Tensor) -> list[str]:
 
 def _output_size(conv: nn.Module, x: Tensor) -> tuple[int, int]:
     stride, padding, dilation, _ = _geometry(conv)
-    oh, ow = ((size + 2 * p - (k - 1) * d - 1) // s + 1 for size, k, s, p, d in
-              zip(x.shape[2:], conv.weight.shape[2:], stride, padding, dilation))
-    return oh, ow
+    return fastpath.output_size(tuple(x.shape[2:]), tuple(conv.weight.shape[2:]), stride, padding, dilation)
 
 
 def _flops(conv: nn.Module, x: Tensor) -> float:
@@ -356,17 +354,13 @@ def _flops(conv: nn.Module, x: Tensor) -> float:
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def _layout(t: Tensor) -> str:
-    return "channels_last" if fastpath.is_channels_last(t) else "nchw"
-
-
 def _activation(n: int, c: int, h: int, w: int, layout: str) -> str:
     """How the hand-off records name an activation: batch, channels, size bucket and layout."""
     return f"train {n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
 
 
 def _described(t: Tensor) -> str:
-    return _activation(*t.shape, _layout(t))
+    return _activation(*t.shape, fastpath.layout_of(t))
 
 
 def _handoffs(conv: nn.Module, x: Tensor) -> str:
@@ -379,7 +373,7 @@ def _handoffs(conv: nn.Module, x: Tensor) -> str:
 def _handed_on(y: Tensor) -> Tensor:
     """``y`` as the next layer takes it: converted where one was recorded converting such an output."""
     to = tuning.handoff(_described(y)) if y.dim() == 4 else None
-    return y if to is None or to == _layout(y) else y.contiguous(memory_format=LAYOUTS[to])
+    return y if to is None or to == fastpath.layout_of(y) else y.contiguous(memory_format=LAYOUTS[to])
 
 
 def path(conv: nn.Module, x: Tensor) -> str:
@@ -389,7 +383,7 @@ def path(conv: nn.Module, x: Tensor) -> str:
     if len(names) == 1 or _flops(conv, x) < fastpath.MIN_MEASURED_FLOPS:
         return BASELINE
     n, c, h, w = x.shape
-    layout = _layout(x)
+    layout = fastpath.layout_of(x)
     geometry = (f"train conv w{tuple(conv.weight.shape)} bias{conv.bias is not None} {_geometry(conv)}")
     handoffs = _handoffs(conv, x)
     timing_key = (f"{geometry} x{n}x{c}@{fastpath.size_bucket(h, w)} {layout}"
@@ -455,8 +449,8 @@ def convolution(conv: nn.Module, x: Tensor) -> Tensor:
     """``conv`` on ``x`` by its chosen path (``F.conv2d`` when no training path applies); a path
     that changes the layout is recorded for the layers producing ``x`` (see the hand-offs above)."""
     y = PATHS[path(conv, x)](conv, x)
-    if _layout(y) != _layout(x):
-        tuning.record_handoff(_described(x), _layout(y))
+    if fastpath.layout_of(y) != fastpath.layout_of(x):
+        tuning.record_handoff(_described(x), fastpath.layout_of(y))
     return y
 
 
@@ -478,10 +472,9 @@ class _OutputGrads:
         self._drawn: dict[tuple, Tensor] = {}
 
     def __call__(self, y: Tensor) -> Tensor:
-        layout = torch.channels_last if fastpath.is_channels_last(y) else torch.contiguous_format
-        key = (tuple(y.shape), y.dtype, layout)
+        key = (tuple(y.shape), y.dtype, fastpath.layout_of(y))
         if key not in self._drawn:
-            self._drawn[key] = _output_grad(tuple(y.shape), y.dtype).contiguous(memory_format=layout)
+            self._drawn[key] = _output_grad(tuple(y.shape), y.dtype).contiguous(memory_format=LAYOUTS[key[2]])
         return self._drawn[key]
 
 
