@@ -115,7 +115,21 @@ def compare(ours: dict[str, np.ndarray], theirs: dict[str, np.ndarray], outputs:
         assert error <= TOLERANCE, f"{label}: blob {name} rel error {error:.2e}"
     for name in outputs:
         if theirs[name].ndim == 4 and theirs[name].shape[1] > 1:
-            assert np.array_equal(ours[name].argmax(1), theirs[name].argmax(1)), f"{label}: argmax of {name}"
+            assert_same_labels(ours[name], theirs[name], f"{label}: argmax of {name}")
+
+
+def assert_same_labels(ours: np.ndarray, theirs: np.ndarray, label: str) -> None:
+    """Our argmax over channels is Caffe's wherever Caffe's top two classes are further apart than
+    the blobs' tolerance; where they are closer (a tie within float32 noise: seed 20261207 drew a
+    pixel of voc-fcn32s whose top two differ by 6.6e-7 of the range, while the blobs agree to
+    2.2e-6), our class must still score within that tolerance of Caffe's best there."""
+    slack = TOLERANCE * float(np.abs(theirs).max())
+    ranked = np.sort(theirs, axis=1)
+    clear = ranked[:, -1] - ranked[:, -2] > slack
+    mine = ours.argmax(1)
+    assert np.array_equal(mine[clear], theirs.argmax(1)[clear]), label
+    chosen = np.take_along_axis(theirs, mine[:, None], axis=1)[:, 0]
+    assert np.all(chosen >= ranked[:, -1] - slack), label
 
 
 @pytest.mark.parametrize("case", ZOO + LAYER_NETS)
