@@ -24,7 +24,8 @@ from convert import fastpath
 from convert.crop_offsets import apply_policy as crop_policy
 from convert.errors import CaffeFormatError
 from convert.layers import build_layer
-from convert.modules import ReLU
+from convert.modules import Pooling, ReLU
+from convert.modules.pooling import unhooked
 from convert.net import CaffeNet
 from convert.training_layers import loss_weights
 
@@ -88,6 +89,7 @@ class CaffeModule(nn.Module):
         modules = [self._register(layer.name, build_layer(layer, net)) for layer in net.layers]
         self._mark_inplace_relus(net, modules)
         self._steps = self._plan(net, modules)
+        self._relus_before_pools = self._relus_only_a_pool_reads(self._steps)
         self.use_channels_last = True  # see ``channels_last_for``
         fastpath.set_exact(self, exact)
 
@@ -147,6 +149,16 @@ class CaffeModule(nn.Module):
                                tuple(release.get(index, ()))))
         return steps
 
+    @staticmethod
+    def _relus_only_a_pool_reads(steps: list[Step]) -> frozenset[int]:
+        """Indices of the in-place ReLUs whose blob only the next layer, a Pooling, reads and no one
+        reads after it: the two may run as one (``Pooling.after_relu``)."""
+        return frozenset(
+            index for index, (step, following) in enumerate(zip(steps, steps[1:]))
+            if isinstance(step.module, ReLU) and step.module.inplace and not step.module.negative_slope
+            and isinstance(following.module, Pooling) and following.bottoms == step.tops
+            and step.tops[0] in following.release)
+
     def layers(self) -> list[Step]:
         """The layers in execution order with their Caffe names (which may repeat, unlike
         ``named_children``), modules, bottoms and tops."""
@@ -189,9 +201,19 @@ class CaffeModule(nn.Module):
     def forward(self, *inputs: Tensor, all_blobs: bool = False, **named: Tensor) -> dict[str, Tensor]:
         blobs = self._bind_inputs(inputs, named)
         channels_last = self.channels_last_for(blobs)
-        for step in self._steps:
+        ran_with_relu = -1  # a Pooling step already run with the ReLU before it
+        for index, step in enumerate(self._steps):
+            if index == ran_with_relu:
+                continue
             try:
-                result = step.module(*[blobs[b] for b in step.bottoms])
+                result = None
+                pool = self._steps[index + 1].module if index in self._relus_before_pools else None
+                if pool is not None and not all_blobs and unhooked(step.module, pool):
+                    result = pool.after_relu(blobs[step.bottoms[0]])
+                if result is not None:
+                    ran_with_relu, step = index + 1, self._steps[index + 1]
+                else:
+                    result = step.module(*[blobs[b] for b in step.bottoms])
             except (ValueError, RuntimeError) as e:  # a shape this net cannot take: say where
                 e.add_note(f"in layer '{step.name}' of net '{self.name}' (bottoms {list(step.bottoms)})")
                 raise

@@ -11,9 +11,12 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compose_maps, conv_map
 from convert.modules import Concat
+from convert.modules.pointwise import trains_in_place
+from convert.modules.pooling import relu_max_pool, unhooked
 from fcn_ref.blocks import Conv2d, ReLU
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
@@ -49,11 +52,24 @@ class Trunk(nn.Module):
         self.output = blob
 
     def blobs(self, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Run the trunk; the blobs named ``names`` (as after their in-place layers) and the output."""
+        """Run the trunk; the blobs named ``names`` (as after their in-place layers) and the output.
+
+        An in-place ReLU whose blob only the next max pool reads runs with it as one
+        ``relu_max_pool`` (the same numbers; in training its backward needs no new tensor)."""
         out: dict[str, torch.Tensor] = {}
         blob = ""
-        for name, layer in self.named_children():
-            x = layer(x)
+        layers = list(self.named_children())
+        index = 0
+        while index < len(layers):
+            name, layer = layers[index]
+            following = layers[index + 1][1] if index + 1 < len(layers) else None
+            if blob not in names and _fusable(x, layer, following):
+                x = relu_max_pool(x, *_pool_geometry(following))
+                index += 1
+                name, layer = layers[index]
+            else:
+                x = layer(x)
+            index += 1
             if not isinstance(layer, (nn.ReLU, nn.Dropout)):
                 blob = name
             if blob in names:
@@ -63,6 +79,21 @@ class Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.blobs(x, self.taps)
+
+
+def _fusable(x: torch.Tensor, layer: nn.Module, following: nn.Module | None) -> bool:
+    """An in-place ReLU and a max pool that may run as one ``relu_max_pool``: in training (where
+    the fusion pays), on a real tensor (an fx trace must see each layer) and with no hooks on
+    either module (each would expect its own call)."""
+    return (isinstance(layer, nn.ReLU) and layer.inplace and isinstance(following, nn.MaxPool2d)
+            and not following.return_indices and isinstance(x, torch.Tensor) and trains_in_place(x)
+            and unhooked(layer, following))
+
+
+def _pool_geometry(pool: nn.MaxPool2d) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], bool]:
+    """kernel, stride, padding, dilation (pairs) and ceil_mode, as ``relu_max_pool`` takes them."""
+    return (_pair(pool.kernel_size), _pair(pool.stride),
+            _pair(pool.padding), _pair(pool.dilation), pool.ceil_mode)
 
 
 def _coord_map(module: nn.Module) -> CoordMap:

@@ -69,11 +69,17 @@ def _owned(grad: Tensor) -> bool:
             and use_count() == 1)
 
 
+def trains_in_place(x: Tensor) -> bool:
+    """Whether ``x`` is a CPU activation with a gradient (a non-leaf, grad mode on, no export
+    trace): where the in-place training functions (``relu_``, ``pooling.relu_max_pool``) apply."""
+    return (torch.is_grad_enabled() and x.requires_grad and x.grad_fn is not None and x.device.type == "cpu"
+            and not fastpath.exporting())
+
+
 def relu_(x: Tensor) -> Tensor:
     """``F.relu(x, inplace=True)``; on a CPU activation with a gradient (a non-leaf), by
     ``_InPlaceReLU``: the same numbers, and its backward writes no new tensor."""
-    if (torch.is_grad_enabled() and x.requires_grad and x.grad_fn is not None and x.device.type == "cpu"
-            and not fastpath.exporting()):
+    if trains_in_place(x):
         return _InPlaceReLU.apply(x)
     return F.relu(x, inplace=True)
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convert.coord_map import WindowGeometry
+from convert.modules.pointwise import relu_, trains_in_place
 
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool, padded: bool) -> int:
@@ -39,6 +40,59 @@ def _torch_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool
     return out
 
 
+def unhooked(*modules: nn.Module) -> bool:
+    """Whether no hook watches these modules: only then may two layers run as one call."""
+    return not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                   for m in modules)
+
+
+class _ReLUMaxPool(torch.autograd.Function):
+    """``F.max_pool2d(x.relu_(), ...)`` whose backward writes its gradient into the activation.
+
+    Why: run apart, the pool's backward scatters into a new zero-filled tensor the size of the
+    activation (125 MB for FCN's pool1 at 500x500; on the CPU mostly page faults of that fresh
+    memory) and the ReLU's backward then reads it and the activation again. Only a window's
+    maximum gets a gradient, and there the ReLU's mask ``y > 0`` is ``pooled > 0``; so the masked
+    gradient needs the pooled output and the indices only, and the activation, read by nothing
+    else, takes it in its own storage. The numbers are the two backwards'. The rewritten
+    activation bumps its version, so a second backward through the graph fails loudly."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: list[int], stride: list[int], padding: list[int],
+                dilation: list[int], ceil_mode: bool) -> tuple[Tensor, Tensor]:
+        x.relu_()
+        ctx.mark_dirty(x)
+        ctx.set_materialize_grads(False)
+        pooled, indices = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode)
+        ctx.save_for_backward(x, pooled, indices)
+        ctx.geometry = (kernel, stride, padding, dilation, ceil_mode)
+        return pooled, x
+
+    @staticmethod
+    def backward(ctx, grad: Tensor | None, grad_activation: Tensor | None):
+        if grad_activation is not None:  # ``relu_max_pool`` hands only the pooled output on
+            raise RuntimeError("relu_max_pool: the activation it overwrites got a gradient of its own")
+        y, pooled, indices = ctx.saved_tensors
+        if grad is None:
+            return None, None, None, None, None, None
+        masked = torch.ops.aten.threshold_backward(grad, pooled, 0)
+        # the kernel reads only the gradient and the indices; ``y`` gives the shape and layout
+        torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+            masked, y, *ctx.geometry, indices, grad_input=y)
+        return y, None, None, None, None, None
+
+
+def relu_max_pool(x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int] = (0, 0),
+                  dilation: Sequence[int] = (1, 1), ceil_mode: bool = False) -> Tensor:
+    """``F.max_pool2d(relu_(x), ...)`` for an in-place ReLU whose output nothing but this pool reads
+    (the caller's promise); in training on the CPU by ``_ReLUMaxPool``: the same numbers, and the
+    backward writes no new activation-sized tensor."""
+    if trains_in_place(x):
+        pooled, _ = _ReLUMaxPool.apply(x, list(kernel), list(stride), list(padding), list(dilation), ceil_mode)
+        return pooled
+    return F.max_pool2d(relu_(x), kernel, stride, padding, dilation, ceil_mode)
+
+
 class Pooling(nn.Module):
     """MAX or AVE pooling with Caffe's output sizes, clipped windows and AVE divisor.
 
@@ -59,18 +113,30 @@ class Pooling(nn.Module):
         return tuple(caffe_pooled_size(n, k, s, p, self.ceil, self.padded)
                      for n, k, s, p in zip((height, width), self.kernel, self.stride, self.pad))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _native(self, x: Tensor) -> bool:
+        """Whether PyTorch's kernels take exactly Caffe's windows at ``x``'s size."""
         sizes = x.shape[-2:]
         out = self.output_size(*sizes)
         if min(out) < 1:
             raise ValueError(f"input {tuple(sizes)} is too small for a {self.kernel} pooling window")
-        native = tuple(_torch_pooled_size(n, k, s, p, self.ceil)
-                       for n, k, s, p in zip(sizes, self.kernel, self.stride, self.pad))
-        if native == out:
+        return out == tuple(_torch_pooled_size(n, k, s, p, self.ceil)
+                            for n, k, s, p in zip(sizes, self.kernel, self.stride, self.pad))
+
+    def after_relu(self, x: Tensor) -> Tensor | None:
+        """``self(relu_(x))`` as one ``relu_max_pool``, for an in-place ReLU's output that only this
+        layer reads; None where that does not apply (AVE, Caffe's windows differ from PyTorch's,
+        or no in-place training), and the caller runs the two layers."""
+        if self.average or not trains_in_place(x) or not self._native(x):
+            return None
+        return relu_max_pool(x, self.kernel, self.stride, self.pad, (1, 1), self.ceil)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self._native(x):
             if self.average:
                 return F.avg_pool2d(x, self.kernel, self.stride, self.pad, self.ceil, True)
             return F.max_pool2d(x, self.kernel, self.stride, self.pad, 1, self.ceil)
-        return self._explicit(x, sizes, out)
+        sizes = x.shape[-2:]
+        return self._explicit(x, sizes, self.output_size(*sizes))
 
     def _explicit(self, x: Tensor, sizes: Sequence[int], out: Sequence[int]) -> Tensor:
         """Pool over exactly Caffe's windows: pad left/top by ``pad``, pad or crop right/bottom to
