@@ -251,8 +251,11 @@ class _ChannelsLastOutputConvolution(torch.autograd.Function):
             grad_x = torch.ops.aten.convolution_backward(
                 grad, x, weight_cl, None, list(stride), list(padding), list(dilation), False, [0, 0], 1,
                 [True, False, False])[0]
-        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
-            grad_w, grad_b = _weight_gradient_by_bands(x, grad, weight_cl.shape, ctx.geometry, ctx.has_bias)
+        wants_bias = ctx.has_bias and ctx.needs_input_grad[2]
+        if ctx.needs_input_grad[1]:
+            grad_w, grad_b = _weight_gradient_by_bands(x, grad, weight_cl.shape, ctx.geometry, wants_bias)
+        elif wants_bias:  # a frozen weight with a learned bias: no weight gradient to compute
+            grad_b = grad.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, None
 
 

@@ -82,6 +82,20 @@ def test_channels_last_output_in_bands_gives_the_float64_step(stride, padding, d
         assert got.shape == want.shape and _rel(got, want) < 2e-6
 
 
+def test_channels_last_output_with_a_frozen_weight_sums_the_bias_gradient_only(monkeypatch):
+    """A frozen weight with a learned bias: the bias gradient is float64's, and no weight gradient
+    is computed (the banded GEMMs are the path's costliest part)."""
+    monkeypatch.setattr(trainpath, "_weight_gradient_by_bands", lambda *a: pytest.fail("weight gradient computed"))
+    torch.manual_seed(2)
+    conv = Conv2d(3, 32, 3, padding=4)
+    conv.weight.requires_grad_(False)
+    x = torch.randn(1, 3, 15, 11)
+    y = trainpath.PATHS["channels_last_output"](conv, x)
+    probe = torch.randn(y.shape)
+    grad_b, = torch.autograd.grad(y, [conv.bias], probe)
+    assert y.shape[1:] == (32, 21, 17) and _rel(grad_b, probe.double().sum((0, 2, 3))) < 1e-6
+
+
 def test_a_layout_change_is_handed_back_to_the_layer_producing_it(fake_timer, monkeypatch):
     """A layer that converts its input to the other layout records it; the layer producing such
     an activation is then measured again, its candidates timed handing their output on converted
