@@ -159,6 +159,16 @@ class CaffeModule(nn.Module):
             and isinstance(following.module, Pooling) and following.bottoms == step.tops
             and step.tops[0] in following.release)
 
+    def _with_next_pool(self, index: int, blobs: dict[str, Tensor]) -> Tensor | None:
+        """The output of step ``index`` (a ReLU) and the Pooling after it run as one, where they may
+        be (``_relus_only_a_pool_reads``, no hooks, ``Pooling.after_relu``); else None."""
+        if index not in self._relus_before_pools:
+            return None
+        relu, pool = self._steps[index], self._steps[index + 1]
+        if not unhooked(relu.module, pool.module):
+            return None
+        return pool.module.after_relu(blobs[relu.bottoms[0]])
+
     def layers(self) -> list[Step]:
         """The layers in execution order with their Caffe names (which may repeat, unlike
         ``named_children``), modules, bottoms and tops."""
@@ -206,14 +216,11 @@ class CaffeModule(nn.Module):
             if index == ran_with_relu:
                 continue
             try:
-                result = None
-                pool = self._steps[index + 1].module if index in self._relus_before_pools else None
-                if pool is not None and not all_blobs and unhooked(step.module, pool):
-                    result = pool.after_relu(blobs[step.bottoms[0]])
-                if result is not None:
-                    ran_with_relu, step = index + 1, self._steps[index + 1]
-                else:
+                result = None if all_blobs else self._with_next_pool(index, blobs)
+                if result is None:
                     result = step.module(*[blobs[b] for b in step.bottoms])
+                else:
+                    ran_with_relu, step = index + 1, self._steps[index + 1]
             except (ValueError, RuntimeError) as e:  # a shape this net cannot take: say where
                 e.add_note(f"in layer '{step.name}' of net '{self.name}' (bottoms {list(step.bottoms)})")
                 raise

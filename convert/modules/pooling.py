@@ -113,30 +113,31 @@ class Pooling(nn.Module):
         return tuple(caffe_pooled_size(n, k, s, p, self.ceil, self.padded)
                      for n, k, s, p in zip((height, width), self.kernel, self.stride, self.pad))
 
-    def _native(self, x: Tensor) -> bool:
-        """Whether PyTorch's kernels take exactly Caffe's windows at ``x``'s size."""
-        sizes = x.shape[-2:]
-        out = self.output_size(*sizes)
-        if min(out) < 1:
-            raise ValueError(f"input {tuple(sizes)} is too small for a {self.kernel} pooling window")
-        return out == tuple(_torch_pooled_size(n, k, s, p, self.ceil)
-                            for n, k, s, p in zip(sizes, self.kernel, self.stride, self.pad))
+    def _native(self, sizes: Sequence[int], out: Sequence[int]) -> bool:
+        """Whether PyTorch's kernels take exactly Caffe's windows (``out`` of them) at ``sizes``."""
+        return tuple(out) == tuple(_torch_pooled_size(n, k, s, p, self.ceil)
+                                   for n, k, s, p in zip(sizes, self.kernel, self.stride, self.pad))
 
     def after_relu(self, x: Tensor) -> Tensor | None:
         """``self(relu_(x))`` as one ``relu_max_pool``, for an in-place ReLU's output that only this
-        layer reads; None where that does not apply (AVE, Caffe's windows differ from PyTorch's,
-        or no in-place training), and the caller runs the two layers."""
-        if self.average or not trains_in_place(x) or not self._native(x):
+        layer reads; None where that does not apply (AVE, Caffe's windows differ from PyTorch's, an
+        input too small, no in-place training), and the caller runs the two layers."""
+        sizes = x.shape[-2:]
+        out = self.output_size(*sizes)
+        if self.average or min(out) < 1 or not trains_in_place(x) or not self._native(sizes, out):
             return None
         return relu_max_pool(x, self.kernel, self.stride, self.pad, (1, 1), self.ceil)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._native(x):
+        sizes = x.shape[-2:]
+        out = self.output_size(*sizes)
+        if min(out) < 1:
+            raise ValueError(f"input {tuple(sizes)} is too small for a {self.kernel} pooling window")
+        if self._native(sizes, out):
             if self.average:
                 return F.avg_pool2d(x, self.kernel, self.stride, self.pad, self.ceil, True)
             return F.max_pool2d(x, self.kernel, self.stride, self.pad, 1, self.ceil)
-        sizes = x.shape[-2:]
-        return self._explicit(x, sizes, self.output_size(*sizes))
+        return self._explicit(x, sizes, out)
 
     def _explicit(self, x: Tensor, sizes: Sequence[int], out: Sequence[int]) -> Tensor:
         """Pool over exactly Caffe's windows: pad left/top by ``pad``, pad or crop right/bottom to

@@ -11,7 +11,9 @@ from google.protobuf import text_format
 
 from convert.modules import pooling
 from convert.runtime import CaffeModule
-from convert.schema import NetParameter
+from convert.layers import build_layer
+from convert.net import Layer
+from convert.schema import LayerParameter, NetParameter
 from convert.train_net import initialize, phase_net
 from fcn_ref.trunks import Trunk, conv, max_pool, relu
 
@@ -171,3 +173,15 @@ def test_blobs_returned_by_all_blobs_keep_their_values_through_backward():
     kept = out["conv1"].detach().clone()
     out["pool2"].sum().backward()
     assert kept.min() >= 0 and torch.equal(out["conv1"].detach(), kept)
+
+
+def test_the_runtime_pool_leaves_an_input_too_small_to_its_own_error():
+    """``Pooling.after_relu`` declines an input too small for Caffe's windows, so the Pooling
+    layer itself (named in the runtime's error) reports it, as without the fusion."""
+    layer = text_format.Parse('name: "pool" type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }',
+                              LayerParameter())
+    pool = build_layer(Layer(layer, []), None)
+    x = torch.randn(1, 2, 1, 5, requires_grad=True) * 1
+    assert pool.after_relu(x) is None
+    with pytest.raises(ValueError, match="too small"):
+        pool(x)
