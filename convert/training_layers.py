@@ -179,19 +179,30 @@ def build_accuracy(layer: Layer, net: CaffeNet) -> nn.Module:
     return Accuracy(p.top_k, p.axis, ignore, per_class=len(layer.tops) == 2)
 
 
+def dropout_scale(ratio: float) -> float:
+    """Caffe's float32 ``1 / (1 - ratio)`` (0 for a ratio of 1)."""
+    ratio = float(np.float32(ratio))
+    return float(np.float32(1.0 / (1.0 - ratio))) if ratio < 1 else 0.0
+
+
+def train_dropout(x: Tensor, ratio: float) -> Tensor:
+    """Caffe's train-time dropout, ``x * mask * scale`` (so a dropped NaN stays NaN, as in Caffe),
+    each element kept where a uniform draw from torch's global RNG is below ``1 - ratio``. The mask
+    times the scale is one tensor: half the passes of ``torch.where`` or ``bernoulli_``."""
+    keep = torch.rand(x.shape, device=x.device) < 1.0 - float(np.float32(ratio))
+    return x * keep.to(x.dtype).mul_(dropout_scale(ratio))
+
+
 class Dropout(nn.Module):
     """Identity in eval mode; Caffe's inverted dropout in training mode (see module docstring)."""
 
     def __init__(self, ratio: float) -> None:
         super().__init__()
         self.ratio = float(np.float32(ratio))
-        self.scale = float(np.float32(1.0 / (1.0 - self.ratio))) if self.ratio < 1 else 0.0
+        self.scale = dropout_scale(self.ratio)  # what a kept element is multiplied by
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return x
-        keep = torch.rand(x.shape, device=x.device) < 1.0 - self.ratio
-        return torch.where(keep, x * self.scale, torch.zeros((), dtype=x.dtype, device=x.device))
+        return train_dropout(x, self.ratio) if self.training else x
 
 
 def build_dropout(layer: Layer, net: CaffeNet) -> nn.Module:

@@ -15,6 +15,7 @@ from torch import nn
 from convert import modules, trainpath
 from convert.coord_map import CoordMap, WindowGeometry, crop_offset_from_maps, deconv_map
 from convert.modules.pointwise import relu_
+from convert.training_layers import train_dropout
 
 
 def upsample_filt(size: int) -> np.ndarray:
@@ -64,6 +65,15 @@ class ReLU(nn.ReLU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return relu_(x) if self.inplace else super().forward(x)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (same printout and settings) computing Caffe's train-time dropout, the
+    converter's own (``convert.training_layers.train_dropout``: Caffe's float32 scale, the mask
+    from torch's global RNG)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return train_dropout(x, self.p) if self.training else x
 
 
 def score_conv(in_channels: int, num_classes: int) -> nn.Conv2d:

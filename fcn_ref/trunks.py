@@ -17,7 +17,7 @@ from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compos
 from convert.modules import Concat
 from convert.modules.pointwise import trains_in_place
 from convert.modules.pooling import relu_max_pool, unhooked
-from fcn_ref.blocks import Conv2d, ReLU
+from fcn_ref.blocks import Conv2d, Dropout, ReLU
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_BLOCK_DEPTHS = (2, 2, 3, 3, 3)
@@ -123,8 +123,8 @@ def relu(name: str) -> Layer:
 
 
 def dropout(name: str) -> Layer:
-    """Caffe's Dropout is elementwise and scales at training time, exactly ``nn.Dropout``."""
-    return name, nn.Dropout(0.5)
+    """Caffe's Dropout: elementwise, scaled at training time (``fcn_ref.blocks.Dropout``)."""
+    return name, Dropout(0.5)
 
 
 def lrn(name: str) -> Layer:

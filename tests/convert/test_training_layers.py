@@ -92,6 +92,23 @@ def test_dropout_scaling_at_train_time():
     assert torch.equal(Dropout(0.0).train()(x), x)  # ratio 0: every element kept, scale 1
 
 
+def test_the_zoo_dropout_is_the_runtimes_and_a_dropped_nan_stays_nan():
+    """``fcn_ref.blocks.Dropout`` (an ``nn.Dropout``) draws the runtime layer's mask from the same
+    RNG state and scales by Caffe's float; a dropped element is ``x * 0``, NaN for NaN, as Caffe's
+    ``bottom * mask * scale``."""
+    from fcn_ref.blocks import Dropout as ZooDropout
+
+    x = torch.randn(40, 50)
+    x[0] = float("nan")
+    torch.manual_seed(3)
+    want = Dropout(0.3).train()(x)
+    torch.manual_seed(3)
+    got = ZooDropout(0.3).train()(x)
+    assert torch.equal(got.nan_to_num(7.0), want.nan_to_num(7.0))
+    assert torch.isnan(got[0]).all()  # kept or dropped
+    assert ZooDropout(0.3).eval()(x) is x
+
+
 def test_softmax_loss_sums_in_float32_one_term_at_a_time():
     """Caffe adds each position's term into a float in turn; over many pixels that sum drifts from
     the exact one (here by 3e-4: real Caffe reports 24710.72 for this net), and the loss must drift
