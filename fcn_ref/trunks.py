@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from convert.coord_map import IDENTITY, CoordMap, compose, compose_all as compose_maps, conv_map
+from convert.coord_map import IDENTITY, CoordMap, WindowGeometry, compose, compose_all as compose_maps, conv_map
 from convert.modules import Concat
 from convert.modules.pointwise import trains_in_place
 from convert.modules.pooling import relu_max_pool, unhooked
@@ -64,7 +64,7 @@ class Trunk(nn.Module):
             name, layer = layers[index]
             following = layers[index + 1][1] if index + 1 < len(layers) else None
             if blob not in names and _fusable(x, layer, following):
-                x = relu_max_pool(x, *_pool_geometry(following))
+                x = relu_max_pool(x, _window_geometry(following), following.ceil_mode)
                 index += 1
                 name, layer = layers[index]
             else:
@@ -90,10 +90,8 @@ def _fusable(x: torch.Tensor, layer: nn.Module, following: nn.Module | None) -> 
             and unhooked(layer, following))
 
 
-def _pool_geometry(pool: nn.MaxPool2d) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], bool]:
-    """kernel, stride, padding, dilation (pairs) and ceil_mode, as ``relu_max_pool`` takes them."""
-    return (_pair(pool.kernel_size), _pair(pool.stride),
-            _pair(pool.padding), _pair(pool.dilation), pool.ceil_mode)
+def _window_geometry(pool: nn.MaxPool2d) -> WindowGeometry:
+    return WindowGeometry(*(_pair(v) for v in (pool.kernel_size, pool.stride, pool.padding, pool.dilation)))
 
 
 def _coord_map(module: nn.Module) -> CoordMap:

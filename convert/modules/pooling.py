@@ -82,15 +82,16 @@ class _ReLUMaxPool(torch.autograd.Function):
         return y, None, None, None, None, None
 
 
-def relu_max_pool(x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int] = (0, 0),
-                  dilation: Sequence[int] = (1, 1), ceil_mode: bool = False) -> Tensor:
-    """``F.max_pool2d(relu_(x), ...)`` for an in-place ReLU whose output nothing but this pool reads
-    (the caller's promise); in training on the CPU by ``_ReLUMaxPool``: the same numbers, and the
-    backward writes no new activation-sized tensor."""
+def relu_max_pool(x: Tensor, geometry: WindowGeometry, ceil_mode: bool = False) -> Tensor:
+    """``F.max_pool2d(relu_(x), ...)`` over ``geometry``'s windows, for an in-place ReLU whose
+    output nothing but this pool reads (the caller's promise); in training on the CPU by
+    ``_ReLUMaxPool``: the same numbers, and the backward writes no new activation-sized tensor."""
+    kernel, stride, pad, dilation = (list(v) for v in (geometry.kernel, geometry.stride, geometry.pad,
+                                                       geometry.dilation))
     if trains_in_place(x):
-        pooled, _ = _ReLUMaxPool.apply(x, list(kernel), list(stride), list(padding), list(dilation), ceil_mode)
+        pooled, _ = _ReLUMaxPool.apply(x, kernel, stride, pad, dilation, ceil_mode)
         return pooled
-    return F.max_pool2d(relu_(x), kernel, stride, padding, dilation, ceil_mode)
+    return F.max_pool2d(relu_(x), kernel, stride, pad, dilation, ceil_mode)
 
 
 class Pooling(nn.Module):
@@ -126,7 +127,7 @@ class Pooling(nn.Module):
         out = self.output_size(*sizes)
         if self.average or min(out) < 1 or not trains_in_place(x) or not self._native(sizes, out):
             return None
-        return relu_max_pool(x, self.kernel, self.stride, self.pad, (1, 1), self.ceil)
+        return relu_max_pool(x, WindowGeometry(self.kernel, self.stride, self.pad), self.ceil)
 
     def forward(self, x: Tensor) -> Tensor:
         sizes = x.shape[-2:]

@@ -11,6 +11,7 @@ from google.protobuf import text_format
 
 from convert.modules import pooling
 from convert.runtime import CaffeModule
+from convert.coord_map import WindowGeometry
 from convert.layers import build_layer
 from convert.net import Layer
 from convert.schema import LayerParameter, NetParameter
@@ -54,7 +55,7 @@ def _reference(h, kernel, stride, padding, ceil_mode):
 
 
 def _fused(h, kernel, stride, padding, ceil_mode):
-    return pooling.relu_max_pool(h, kernel, stride, padding, (1, 1), ceil_mode)
+    return pooling.relu_max_pool(h, WindowGeometry(kernel, stride, padding), ceil_mode)
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)
@@ -74,7 +75,7 @@ def test_the_numbers_are_relu_then_max_pool_and_the_gradient_lands_in_the_activa
 
 def test_a_second_backward_fails_instead_of_reading_the_overwritten_activation():
     x = torch.randn(1, 2, 6, 6, requires_grad=True)
-    out = pooling.relu_max_pool(x * 1, (2, 2), (2, 2))
+    out = pooling.relu_max_pool(x * 1, WindowGeometry((2, 2), (2, 2)))
     out.sum().backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
@@ -83,7 +84,7 @@ def test_a_second_backward_fails_instead_of_reading_the_overwritten_activation()
 def test_without_a_gradient_it_is_relu_then_pool():
     x = torch.randn(1, 3, 7, 7)
     with torch.no_grad():
-        got = pooling.relu_max_pool(x.clone(), (2, 2), (2, 2), ceil_mode=True)
+        got = pooling.relu_max_pool(x.clone(), WindowGeometry((2, 2), (2, 2)), ceil_mode=True)
     assert torch.equal(got, F.max_pool2d(F.relu(x), 2, 2, ceil_mode=True))
 
 
