@@ -26,6 +26,7 @@ __all__ = [
     "winograd_matrices",
     "transform_weight",
     "winograd_conv3x3",
+    "winograd_weight_gradient",
     "TransformCache",
 ]
 
@@ -166,6 +167,67 @@ def winograd_conv3x3(x: Tensor, transformed_weight: Tensor, bias: Tensor | None 
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         out = out[:, :, :ho, :wo].contiguous(memory_format=fmt)
     return out
+
+
+@lru_cache(maxsize=None)
+def _gradient_matrices(m: int) -> tuple[Tensor, Tensor]:
+    """(kron(A, A) (n*n, m*m), kron(G, G)^T (9, n*n)) in fp32: the transposes of the output and
+    weight transforms, which carry a gradient back through them."""
+    at, g, _ = winograd_matrices(m)
+    return torch.from_numpy(np.kron(at, at).T.copy()).float(), torch.from_numpy(np.kron(g, g).T.copy()).float()
+
+
+def _tiles(t: Tensor, side: int, step: int, rows: slice) -> Tensor:
+    """Tiles ``side`` x ``side`` every ``step`` pixels of the tile rows ``rows`` of a padded
+    (N, C, H, W) tensor, as (side*side, N*rows*tiles_per_row*C): tile position first, channels
+    innermost (the layout the transforms and the GEMMs read)."""
+    rows_of = t[:, :, rows.start * step: (rows.stop - 1) * step + side]
+    tiles = rows_of.unfold(2, side, step).unfold(3, side, step)  # (N, C, rows, tw, side, side)
+    return tiles.permute(4, 5, 0, 2, 3, 1).reshape(side * side, -1)
+
+
+def winograd_weight_gradient(x: Tensor, grad: Tensor, padding: int | tuple[int, int] = 1, m: int = 4,
+                             chunk_bytes: int | None = None) -> Tensor:
+    """The weight gradient (Cout, Cin, 3, 3) of a 3x3 stride-1 convolution of x (N, Cin, H, W)
+    with ``padding``, for the output gradient ``grad`` (N, Cout, Ho, Wo), as F(m x m, 3 x 3).
+
+    Why: the forward is ``y_tile = A^T [U * V] A`` with ``U = G w G^T`` and ``V = B^T d B``, so
+    ``dW = G^T (sum over tiles of (A dy_tile A^T) * V) G``: per transform position one GEMM
+    (Cout x tiles) @ (tiles x Cin), 36 positions for F(4x4) against 9 kernel offsets each as large
+    for the direct weight gradient, i.e. a quarter of the multiplications (F(2x2): 16 of 36). The
+    tiles are transformed a chunk of tile rows at a time; each chunk rereads and rewrites the
+    (n*n, Cout, Cin) accumulator, so a chunk is made about as large as it (``chunk_bytes``, at least
+    8 MB).
+    """
+    n = m + 2
+    if m not in _POINTS:
+        raise ValueError(f"no F({m}x{m}, 3x3) transform; tile sides are {sorted(_POINTS)}")
+    if x.dim() != 4 or grad.dim() != 4 or x.shape[0] != grad.shape[0]:
+        raise ValueError(f"input {tuple(x.shape)} and output gradient {tuple(grad.shape)} do not match")
+    ph, pw = (padding, padding) if isinstance(padding, int) else (int(padding[0]), int(padding[1]))
+    batch, cin, h, w = x.shape
+    cout, ho, wo = grad.shape[1:]
+    if (ho, wo) != (h + 2 * ph - 2, w + 2 * pw - 2):
+        raise ValueError(f"output gradient {tuple(grad.shape)} is not the output of a 3x3 convolution "
+                         f"of {tuple(x.shape)} with padding {ph},{pw}")
+    th, tw = -(-ho // m), -(-wo // m)
+    # zeros up to whole tiles: the extra outputs have a zero gradient and add nothing
+    xp = F.pad(x, (pw, tw * m + 2 - w - pw, ph, th * m + 2 - h - ph))
+    gp = grad if (th * m, tw * m) == (ho, wo) else F.pad(grad, (0, tw * m - wo, 0, th * m - ho))
+    bb = _kron_matrices(m)[0].to(x)
+    aa_t, gg_t = (t.to(x) for t in _gradient_matrices(m))
+    accumulated = x.new_zeros((n * n, cout, cin))
+    if chunk_bytes is None:
+        chunk_bytes = max(8 << 20, accumulated.numel() * accumulated.element_size())
+    per_row = n * n * (cin + cout) * batch * tw * x.element_size()
+    rows_per_chunk = max(1, min(th, chunk_bytes // max(per_row, 1)))
+    for r0 in range(0, th, rows_per_chunk):
+        rows = slice(r0, min(th, r0 + rows_per_chunk))
+        v = torch.mm(bb, _tiles(xp, n, m, rows)).view(n * n, -1, cin)  # B^T d B per tile
+        dv = torch.mm(aa_t, _tiles(gp, m, m, rows)).view(n * n, -1, cout)  # A dy A^T per tile
+        accumulated.baddbmm_(dv.transpose(1, 2), v)
+    grad_w = torch.mm(gg_t, accumulated.view(n * n, -1))
+    return grad_w.view(3, 3, cout, cin).permute(2, 3, 0, 1).contiguous()
 
 
 class TransformCache:

@@ -46,7 +46,7 @@ def test_every_path_gives_the_float64_output_and_gradients(geometry, layout):
     names = trainpath.candidates(conv, x)
     assert trainpath.BASELINE in names and len(names) >= 2
     if k == 3 and pad <= 2:
-        assert "winograd" in names
+        assert {"winograd", "winograd_weight_gradient"} <= set(names)
     if pad == 0:
         assert "gemm" in names
     assert ("channels_last_output" in names) == (cin * k * k <= cout)
@@ -138,7 +138,8 @@ def test_reference_in_channel_blocks_equals_one_piece(monkeypatch):
 
 
 @pytest.mark.parametrize("module", ["zoo", "runtime"])
-@pytest.mark.parametrize("fast", ["gemm", "winograd", "autograd_channels_last", "channels_last_output"])
+@pytest.mark.parametrize("fast", ["gemm", "winograd", "winograd_weight_gradient", "autograd_channels_last",
+                                  "channels_last_output"])
 def test_the_measured_choice_runs_in_training(module, fast, fake_timer, monkeypatch):
     """With the path timed fastest (and the gate off, so it is forced), a training call takes it
     (zoo ``Conv2d`` and the runtime's ``Convolution`` alike), and gradients still match float64."""
@@ -161,6 +162,15 @@ def test_the_measured_choice_runs_in_training(module, fast, fake_timer, monkeypa
     expected = _float64_step(conv, x.detach(), g)
     for got, want in zip([out.detach(), x.grad, conv.weight.grad, conv.bias.grad], expected):
         assert _rel(got, want) < 2e-5
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(0.94, "winograd_weight_gradient"), (0.96, "autograd")])
+def test_a_training_path_must_take_at_most_95_percent_of_the_baseline(seconds, expected, fake_timer):
+    """Timed forward and backward together, a faster weight gradient is a small share: the margin
+    is 0.95 (the inference paths ask 0.9)."""
+    fake_timer({"autograd": 1.0, "winograd_weight_gradient": seconds}, default=5.0)
+    x = torch.randn(1, 6, 11, 11, requires_grad=True)
+    assert trainpath.path(_conv(6, 8, 3, 1, True), x) == expected
 
 
 def test_the_gate_refuses_an_inaccurate_path(fake_timer, monkeypatch):

@@ -33,6 +33,15 @@ def test_a_candidate_must_beat_the_baseline_by_the_margin(fake_timer, fast_secon
     assert choose({"base": tripled(), "fast": tripled()}) == expected
 
 
+@pytest.mark.parametrize(("fast_seconds", "expected"), [(0.93, "fast"), (0.97, "base")])
+def test_a_choice_may_ask_its_own_margin(fake_timer, fast_seconds, expected):
+    """The training paths ask 0.95 (``convert.trainpath.SPEED_MARGIN``) instead of 0.9."""
+    fake_timer({"base": 1.0, "fast": fast_seconds})
+    x = torch.rand(2, 3, 4, 5) + 0.5
+    assert tuning.choose({"base": tripled(), "fast": tripled()}, "base", accuracy_key="m", accuracy_input=x,
+                         reference=lambda y: y * 3, timing_key="m", timing_input=x, margin=0.95) == expected
+
+
 def test_the_fastest_of_several_that_pass_wins(fake_timer):
     fake_timer({"base": 1.0, "a": 0.5, "b": 0.3, "c": 0.6})
     assert choose({"base": tripled(), "a": tripled(), "b": tripled(), "c": tripled()}) == "b"

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from convert.gemm import onednn_linear
-from convert.winograd import TransformCache, transform_weight, winograd_conv3x3, winograd_matrices
+from convert.winograd import (TransformCache, transform_weight, winograd_conv3x3, winograd_matrices,
+                              winograd_weight_gradient)
 
 
 
@@ -129,6 +130,60 @@ def test_rejects_bad_shapes() -> None:
         winograd_conv3x3(torch.randn(1, 3, 1, 1), u, None, 0)  # smaller than the kernel
     with pytest.raises(ValueError):
         winograd_conv3x3(torch.randn(1, 3, 8, 8), torch.randn(25, 4, 3), None, 1)  # not a tile size
+
+
+def _float64_weight_gradient(x: Tensor, grad: Tensor, padding) -> Tensor:
+    weight = torch.zeros(grad.shape[1], x.shape[1], 3, 3, dtype=torch.float64, requires_grad=True)
+    y = F.conv2d(x.double(), weight, padding=padding)
+    return torch.autograd.grad(y, weight, grad.double())[0]
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape, padding", [((1, 3, 5, 9, 11), 1), ((2, 4, 6, 13, 7), (2, 0)),
+                                            ((3, 2, 3, 5, 6), 0), ((1, 4, 4, 3, 3), 2), ((2, 5, 7, 16, 16), 1)])
+def test_weight_gradient_matches_float64(m: int, channels_last: bool, shape: tuple, padding) -> None:
+    """Odd sizes (a partial last tile), a batch, every padding up to 2 and unequal padding."""
+    n, cin, cout, h, w = shape
+    torch.manual_seed(sum(shape))
+    x = torch.randn(n, cin, h, w)
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    grad = torch.randn(n, cout, h + 2 * ph - 2, w + 2 * pw - 2)
+    if channels_last:
+        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    got = winograd_weight_gradient(x, grad, padding, m)
+    want = _float64_weight_gradient(x, grad, padding)
+    assert got.shape == want.shape and got.dtype == torch.float32 and got.is_contiguous()
+    assert _rel(got, want) < TOLERANCE[m]
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_weight_gradient_in_chunks_of_tile_rows(m: int) -> None:
+    """Chunks of one tile row each (every chunk adds to the accumulator) give the whole sum."""
+    torch.manual_seed(m)
+    x, grad = torch.randn(2, 6, 23, 19), torch.randn(2, 5, 23, 19)
+    want = _float64_weight_gradient(x, grad, 1)
+    for chunk_bytes in (1, 1 << 30):
+        assert _rel(winograd_weight_gradient(x, grad, 1, m, chunk_bytes=chunk_bytes), want) < TOLERANCE[m]
+
+
+def test_weight_gradient_error_stays_near_the_direct_kernels() -> None:
+    """F(2x2)'s weight gradient (the training path's) is within 2x of oneDNN's on a VGG-like layer."""
+    torch.manual_seed(0)
+    x, grad = torch.rand(1, 64, 40, 40), torch.randn(1, 64, 40, 40)
+    want = _float64_weight_gradient(x, grad, 1)
+    direct = torch.ops.aten.convolution_backward(grad, x, torch.zeros(64, 64, 3, 3), None, [1, 1], [1, 1], [1, 1],
+                                                 False, [0, 0], 1, [False, True, False])[1]
+    assert _rel(winograd_weight_gradient(x, grad, 1, 2), want) < 2 * max(_rel(direct, want), 1e-7)
+
+
+def test_weight_gradient_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="not the output"):
+        winograd_weight_gradient(torch.randn(1, 3, 8, 8), torch.randn(1, 4, 8, 7), 1)
+    with pytest.raises(ValueError, match="do not match"):
+        winograd_weight_gradient(torch.randn(2, 3, 8, 8), torch.randn(1, 4, 8, 8), 1)
+    with pytest.raises(ValueError, match="tile sides"):
+        winograd_weight_gradient(torch.randn(1, 3, 8, 8), torch.randn(1, 4, 8, 8), 1, m=3)
 
 
 def test_supports() -> None:

@@ -63,7 +63,7 @@ def _runtime(iterations: int, exact: bool) -> tuple[list[float], dict[str, np.nd
 
 
 @pytest.mark.parametrize("net", ["zoo", "runtime"])
-@pytest.mark.parametrize("path", ["gemm", "winograd", "autograd_channels_last"])
+@pytest.mark.parametrize("path", ["gemm", "winograd", "winograd_weight_gradient", "autograd_channels_last"])
 def test_forced_path_trains_like_the_plain_path_and_caffe(path, net, fake_timer, monkeypatch, tmp_path):
     fake_timer({path: 0.1})
     monkeypatch.setattr(tuning, "ACCURACY_FACTOR", float("inf"))
