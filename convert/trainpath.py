@@ -20,10 +20,10 @@ convolution that oneDNN runs as a convolution at half the rate of a GEMM. The ca
 - **"winograd"** (3x3, stride 1, dilation 1, one group, pad <= 2): the forward and the input
   gradient as Winograd F(4x4, 3x3) convolutions (``convert.winograd``; the input gradient is the
   convolution of dY with the flipped, transposed kernel), the weight gradient as F(2x2, 3x3)
-  (``winograd_weight_gradient``: 16 GEMMs over the tiles where the direct gradient has 9 twice as
-  long; oneDNN's weight gradient ran at 60-75% of the GEMM peak on FCN-8s's 3x3 layers, its
-  forward at 80-100%). The weight changes every iteration, so its transform is computed per
-  call, in float32, and not kept;
+  (``winograd_weight_gradient``: 16 GEMMs over the 2x2-output tiles where the direct gradient has 9
+  over the pixels, four times as long; on FCN-8s's 3x3 layers oneDNN's weight gradient measured
+  160-270 GFLOP/s on the Xeon, its forward 240-310). The weight changes every iteration, so its
+  transform is computed per call, in float32, and not kept;
 - **"winograd_weight_gradient"** (the same layers): oneDNN's forward and input gradient, input as
   given, with that F(2x2) weight gradient;
 - **"channels_last_output"** (one group, patches no wider than the output, ``C*kh*kw <= Cout``: a
@@ -39,10 +39,10 @@ small probe (the layer's real weights and input channels, at most ``ACCURACY_MAX
 channels) must each stay within 2x the error of plain ``F.conv2d`` against float64 (the worse of
 its two memory layouts, see ``OTHER_LAYOUT``), and its forward plus backward on the layer's real
 input shape must take at most ``SPEED_MARGIN`` of the baseline's time, timed as the net runs it:
-the output gradient in the candidate's output layout (``_OutputGrads``), no input gradient where the input needs none
-(the first layer's), and the output handed on converted where the layer after it was recorded
-converting such an output (see "layout hand-offs" below). Results are cached per machine with the
-inference choices; a module remembers its choice per input-size bucket for the whole run (its
+the output gradient in the candidate's output layout (``_OutputGrads``), no input gradient where
+the input needs none (the first layer's), and the output handed on converted where the layer after
+it was recorded converting such an output (see "layout hand-offs" below). Results are cached per
+machine with the inference choices; a module remembers its choice per input-size bucket for the whole run (its
 weights change every step, so unlike ``convert.fastpath`` the memo is not tied to them). Layers
 under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors,
 other dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths``

@@ -205,7 +205,8 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
         if changed:
             _save(path, key, records)
     fastest = min(allowed, key=lambda name: (times[name], name != baseline))
-    return fastest if times[fastest] <= (SPEED_MARGIN if margin is None else margin) * times[baseline] else baseline
+    limit = (SPEED_MARGIN if margin is None else margin) * times[baseline]
+    return fastest if times[fastest] <= limit else baseline
 
 
 def handoff(activation: str) -> str | None:

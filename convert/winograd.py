@@ -7,6 +7,7 @@ output tile and channel pair instead of 144, so it turns one big convolution int
 run as GEMMs with small Kronecker matrices. Tiles are processed in chunks of tile rows so the
 transformed tensors stay in cache. Reference: Lavin & Gray, "Fast Algorithms for Convolutional
 Neural Networks" (2015); the transform matrices are built here by the Cook-Toom construction.
+Training's weight gradient is the same algorithm run backwards (``winograd_weight_gradient``).
 
 Only stride 1, dilation 1, group 1, 3x3 kernels; callers keep ``F.conv2d`` for everything else.
 """
