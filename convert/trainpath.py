@@ -42,11 +42,11 @@ input shape must take at most ``SPEED_MARGIN`` of the baseline's time, timed as 
 the output gradient in the candidate's output layout (``_OutputGrads``), no input gradient where
 the input needs none (the first layer's), and the output handed on converted where the layer after
 it was recorded converting such an output (see "layout hand-offs" below). Results are cached per
-machine with the inference choices; a module remembers its choice per input-size bucket for the whole run (its
-weights change every step, so unlike ``convert.fastpath`` the memo is not tied to them). Layers
-under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do CUDA tensors,
-other dtypes, traced or exported calls, and modules with ``fast_paths`` or ``training_paths``
-False (``convert.fastpath.set_exact``). The first step of a run checks accuracy (small probes);
+machine with the inference choices; a module remembers its choice per input-size bucket for the
+whole run (its weights change every step, so unlike ``convert.fastpath`` the memo is not tied to
+them). Layers under ``convert.fastpath.MIN_MEASURED_FLOPS`` take the baseline unmeasured; so do
+CUDA tensors, other dtypes, traced or exported calls, and modules with ``fast_paths`` or
+``training_paths`` False (``convert.fastpath.set_exact``). The first step of a run checks accuracy (small probes);
 the first run on a machine also times the candidates at full size (seconds to minutes for
 FCN-8s, and transient memory for fc6's gradients). Measuring runs on a stand-in module that
 shares the layer's memory (``_stand_in``), never on its parameters.
