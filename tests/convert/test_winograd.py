@@ -168,13 +168,13 @@ def test_weight_gradient_in_chunks_of_tile_rows(m: int) -> None:
 
 
 def test_weight_gradient_error_stays_near_the_direct_kernels() -> None:
-    """F(2x2)'s weight gradient (the training path's) is within 2x of oneDNN's on a VGG-like layer."""
+    """F(2x2)'s weight gradient (the training path's) on a VGG-like layer: measured 4.6e-7 on the
+    Xeon, where oneDNN's NCHW kernel gave 2.0e-6 and its channels-last one about 5e-7 (a fixed bound:
+    oneDNN's own error differs between CPUs). F(4x4)'s, 1.2e-6, would fail it."""
     torch.manual_seed(0)
     x, grad = torch.rand(1, 64, 40, 40), torch.randn(1, 64, 40, 40)
     want = _float64_weight_gradient(x, grad, 1)
-    direct = torch.ops.aten.convolution_backward(grad, x, torch.zeros(64, 64, 3, 3), None, [1, 1], [1, 1], [1, 1],
-                                                 False, [0, 0], 1, [False, True, False])[1]
-    assert _rel(winograd_weight_gradient(x, grad, 1, 2), want) < 2 * max(_rel(direct, want), 1e-7)
+    assert _rel(winograd_weight_gradient(x, grad, 1, 2), want) < 1e-6
 
 
 def test_weight_gradient_rejects_bad_shapes() -> None:
