@@ -164,7 +164,7 @@ def probe_input(shape: tuple[int, ...], seed_text: str, like: Tensor) -> Tensor:
 
 def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, accuracy_input: Tensor,
            reference: Run, timing_key: str, timing_input: Tensor, references: Mapping[str, Run] | None = None,
-           margin: float | None = None) -> str:
+           margin: float = SPEED_MARGIN) -> str:
     """The candidate to run (a key of ``candidates``; ``baseline`` unless another passes the
     accuracy gate and is faster by the margin). See the module docstring for the two steps.
 
@@ -172,7 +172,7 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
     (geometry and a weight fingerprint for accuracy, geometry and input shape for timing).
     ``references`` compute the baseline's formula another way (the same kernel in another memory
     layout): they are never chosen or timed, but the gate allows the worst of their errors and the
-    baseline's, per tensor. ``margin`` replaces ``SPEED_MARGIN`` for this choice.
+    baseline's, per tensor. ``margin``: the most of the baseline's time the winner may take.
     """
     if len(candidates) == 1:
         return baseline
@@ -205,8 +205,7 @@ def choose(candidates: Mapping[str, Run], baseline: str, *, accuracy_key: str, a
         if changed:
             _save(path, key, records)
     fastest = min(allowed, key=lambda name: (times[name], name != baseline))
-    limit = (SPEED_MARGIN if margin is None else margin) * times[baseline]
-    return fastest if times[fastest] <= limit else baseline
+    return fastest if times[fastest] <= margin * times[baseline] else baseline
 
 
 def handoff(activation: str) -> str | None:

@@ -108,6 +108,19 @@ def _batched_gemm(v: Tensor, u: Tensor) -> Tensor:
     return torch.bmm(v, u.transpose(1, 2))
 
 
+def _padding_pair(padding: int | tuple[int, int]) -> tuple[int, int]:
+    return (padding, padding) if isinstance(padding, int) else (int(padding[0]), int(padding[1]))
+
+
+def _tiles(t: Tensor, side: int, step: int, rows: slice) -> Tensor:
+    """Tiles ``side`` x ``side`` every ``step`` pixels of the tile rows ``rows`` of a padded
+    (N, C, H, W) tensor, as (side*side, N*rows*tiles_per_row*C): tile position first, channels
+    innermost (the layout the transforms and the GEMMs read)."""
+    rows_of = t[:, :, rows.start * step: (rows.stop - 1) * step + side]
+    tiles = rows_of.unfold(2, side, step).unfold(3, side, step)  # (N, C, rows, tw, side, side)
+    return tiles.permute(4, 5, 0, 2, 3, 1).reshape(side * side, -1)
+
+
 def _tile_size(transformed_weight: Tensor) -> int:
     nn_ = transformed_weight.shape[0]
     n = int(round(nn_**0.5))
@@ -127,7 +140,7 @@ def winograd_conv3x3(x: Tensor, transformed_weight: Tensor, bias: Tensor | None 
     nn2, cout, cin = transformed_weight.shape
     if x.dim() != 4 or x.shape[1] != cin:
         raise ValueError(f"input {tuple(x.shape)} does not match weight with {cin} input channels")
-    ph, pw = (padding, padding) if isinstance(padding, int) else (int(padding[0]), int(padding[1]))
+    ph, pw = _padding_pair(padding)
     batch, _, h, w = x.shape
     ho, wo = h + 2 * ph - 2, w + 2 * pw - 2
     if ho < 1 or wo < 1:
@@ -154,11 +167,8 @@ def winograd_conv3x3(x: Tensor, transformed_weight: Tensor, bias: Tensor | None 
         r1 = min(th, r0 + rows_per_chunk)
         rows = r1 - r0
         p = batch * rows * tw
-        # Tiles (N, Cin, rows, tw, n, n) -> (n*n, P*Cin): tile position first, channels innermost,
-        # so one GEMM with kron(B^T, B^T) transforms every tile and each position is a (P, Cin) matrix.
-        tiles = xp[:, :, r0 * m: r1 * m + 2].unfold(2, n, m).unfold(3, n, m)
-        d = tiles.permute(4, 5, 0, 2, 3, 1).reshape(nn2, p * cin)
-        v = torch.mm(bb, d).view(nn2, p, cin)
+        # one GEMM with kron(B^T, B^T) transforms every tile; each position is then a (P, Cin) matrix
+        v = torch.mm(bb, _tiles(xp, n, m, slice(r0, r1))).view(nn2, p, cin)
         mm = _batched_gemm(v, u)  # (n*n, P, Cout): the only O(Cin*Cout) work
         y = torch.mm(aa, mm.view(nn2, p * cout))  # (m*m, P*Cout)
         if bias is not None:
@@ -168,23 +178,6 @@ def winograd_conv3x3(x: Tensor, transformed_weight: Tensor, bias: Tensor | None 
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         out = out[:, :, :ho, :wo].contiguous(memory_format=fmt)
     return out
-
-
-@lru_cache(maxsize=None)
-def _gradient_matrices(m: int) -> tuple[Tensor, Tensor]:
-    """(kron(A, A) (n*n, m*m), kron(G, G)^T (9, n*n)) in fp32: the transposes of the output and
-    weight transforms, which carry a gradient back through them."""
-    at, g, _ = winograd_matrices(m)
-    return torch.from_numpy(np.kron(at, at).T.copy()).float(), torch.from_numpy(np.kron(g, g).T.copy()).float()
-
-
-def _tiles(t: Tensor, side: int, step: int, rows: slice) -> Tensor:
-    """Tiles ``side`` x ``side`` every ``step`` pixels of the tile rows ``rows`` of a padded
-    (N, C, H, W) tensor, as (side*side, N*rows*tiles_per_row*C): tile position first, channels
-    innermost (the layout the transforms and the GEMMs read)."""
-    rows_of = t[:, :, rows.start * step: (rows.stop - 1) * step + side]
-    tiles = rows_of.unfold(2, side, step).unfold(3, side, step)  # (N, C, rows, tw, side, side)
-    return tiles.permute(4, 5, 0, 2, 3, 1).reshape(side * side, -1)
 
 
 def winograd_weight_gradient(x: Tensor, grad: Tensor, padding: int | tuple[int, int] = 1, m: int = 4,
@@ -205,7 +198,7 @@ def winograd_weight_gradient(x: Tensor, grad: Tensor, padding: int | tuple[int, 
         raise ValueError(f"no F({m}x{m}, 3x3) transform; tile sides are {sorted(_POINTS)}")
     if x.dim() != 4 or grad.dim() != 4 or x.shape[0] != grad.shape[0]:
         raise ValueError(f"input {tuple(x.shape)} and output gradient {tuple(grad.shape)} do not match")
-    ph, pw = (padding, padding) if isinstance(padding, int) else (int(padding[0]), int(padding[1]))
+    ph, pw = _padding_pair(padding)
     batch, cin, h, w = x.shape
     cout, ho, wo = grad.shape[1:]
     if (ho, wo) != (h + 2 * ph - 2, w + 2 * pw - 2):
@@ -215,8 +208,9 @@ def winograd_weight_gradient(x: Tensor, grad: Tensor, padding: int | tuple[int, 
     # zeros up to whole tiles: the extra outputs have a zero gradient and add nothing
     xp = F.pad(x, (pw, tw * m + 2 - w - pw, ph, th * m + 2 - h - ph))
     gp = grad if (th * m, tw * m) == (ho, wo) else F.pad(grad, (0, tw * m - wo, 0, th * m - ho))
-    bb = _kron_matrices(m)[0].to(x)
-    aa_t, gg_t = (t.to(x) for t in _gradient_matrices(m))
+    bb, aa = (t.to(x) for t in _kron_matrices(m))
+    # the transposes of the output and weight transforms carry the gradient back through them
+    aa_t, gg_t = aa.t().contiguous(), _kron_g(m).t().to(x).contiguous()
     accumulated = x.new_zeros((n * n, cout, cin))
     if chunk_bytes is None:
         chunk_bytes = max(8 << 20, accumulated.numel() * accumulated.element_size())
